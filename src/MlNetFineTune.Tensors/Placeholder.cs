@@ -1,0 +1,1 @@
+namespace MlNetFineTune.Tensors; public static class Placeholder {}
