@@ -1,1 +1,0 @@
-namespace MlNetFineTune.Tensors; public static class Placeholder {}
