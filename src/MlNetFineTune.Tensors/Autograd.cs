@@ -1,0 +1,166 @@
+namespace MlNetFineTune.Tensors;
+
+/// <summary>The record of the op that produced a tensor: its inputs and how to map an output gradient to theirs.</summary>
+internal sealed class GradNode(string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+{
+    public string Name { get; } = name;
+    public Tensor[] Inputs { get; } = inputs;
+    public Func<Tensor, Tensor?[]> Backward { get; } = backward;
+}
+
+public sealed partial class Tensor
+{
+    [ThreadStatic] private static int _noGradDepth;
+
+    private bool _requiresGrad;
+
+    internal GradNode? GradFn;
+
+    /// <summary>True while a <see cref="NoGrad"/> scope is open on this thread.</summary>
+    public static bool IsGradEnabled => _noGradDepth == 0;
+
+    /// <summary>Whether gradients flow to this tensor. Settable on leaves (parameters, inputs).</summary>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad;
+        set
+        {
+            if (!value && GradFn != null)
+                throw new InvalidOperationException($"Tensor{Describe()} is the result of '{GradFn.Name}'; call Detach() instead of clearing RequiresGrad.");
+            if (value && DType != DType.Float32)
+                throw new InvalidOperationException($"Tensor{Describe()} is {DType}; only Float32 tensors can require gradients.");
+            _requiresGrad = value;
+        }
+    }
+
+    /// <summary>The accumulated gradient of a leaf after <see cref="Backward()"/>.</summary>
+    public Tensor? Grad { get; set; }
+
+    /// <summary>True for tensors not produced by a recorded op.</summary>
+    public bool IsLeaf => GradFn is null;
+
+    /// <summary>The name of the op that produced this tensor, if recorded.</summary>
+    public string? GradFnName => GradFn?.Name;
+
+    /// <summary>Sets <see cref="RequiresGrad"/> and returns this tensor.</summary>
+    public Tensor RequireGrad(bool value = true)
+    {
+        RequiresGrad = value;
+        return this;
+    }
+
+    /// <summary>Opens a scope in which ops record no graph (inference, optimizer updates).</summary>
+    public static IDisposable NoGrad() => new NoGradScope();
+
+    private sealed class NoGradScope : IDisposable
+    {
+        private bool _disposed;
+        public NoGradScope() => _noGradDepth++;
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _noGradDepth--;
+        }
+    }
+
+    /// <summary>A view of the same data that is cut from the graph.</summary>
+    public Tensor Detach() => new(Storage, DType, ShapeArr, StridesArr, Offset) { Name = Name };
+
+    /// <summary>Clears the accumulated gradient.</summary>
+    public void ZeroGrad() => Grad = null;
+
+    /// <summary>Attaches <paramref name="backward"/> to <paramref name="result"/> when any input needs a gradient.</summary>
+    internal static Tensor Record(Tensor result, string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    {
+        if (!IsGradEnabled) return result;
+        bool any = false;
+        foreach (var t in inputs) any |= t._requiresGrad;
+        if (!any) return result;
+        result._requiresGrad = true;
+        result.GradFn = new GradNode(op, inputs, backward);
+        return result;
+    }
+
+    internal static bool AnyRequiresGrad(params Tensor?[] inputs)
+    {
+        if (!IsGradEnabled) return false;
+        foreach (var t in inputs) if (t is not null && t._requiresGrad) return true;
+        return false;
+    }
+
+    /// <summary>Back-propagates from a one-element tensor (its gradient is 1).</summary>
+    public void Backward()
+    {
+        if (Numel != 1)
+            throw new InvalidOperationException($"Backward() without a gradient needs a one-element tensor; tensor{Describe()} has {Numel}. Pass an output gradient.");
+        Backward(Full(1f, ShapeArr));
+    }
+
+    /// <summary>Back-propagates <paramref name="gradient"/> (same shape as this tensor) through the recorded graph.</summary>
+    public void Backward(Tensor gradient)
+    {
+        ArgumentNullException.ThrowIfNull(gradient);
+        if (!_requiresGrad)
+            throw new InvalidOperationException($"Tensor{Describe()} does not require grad and has no recorded graph.");
+        if (!ShapeUtil.SameShape(gradient.ShapeArr, ShapeArr))
+            throw new ArgumentException($"Backward: gradient shape {ShapeUtil.Format(gradient.ShapeArr)} differs from tensor shape {ShapeUtil.Format(ShapeArr)}.");
+
+        var order = TopologicalOrder(this);
+        var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [this] = gradient };
+        using var _ = NoGrad();
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var t = order[i];
+            if (!grads.Remove(t, out var g)) continue;
+            if (t.GradFn is null)
+            {
+                if (t._requiresGrad) AccumulateLeaf(t, g);
+                continue;
+            }
+            var inputGrads = t.GradFn.Backward(g);
+            var inputs = t.GradFn.Inputs;
+            for (int k = 0; k < inputs.Length; k++)
+            {
+                var gi = k < inputGrads.Length ? inputGrads[k] : null;
+                var x = inputs[k];
+                if (gi is null || !x._requiresGrad) continue;
+                if (!ShapeUtil.SameShape(gi.ShapeArr, x.ShapeArr))
+                    throw new InvalidOperationException($"Internal error: '{t.GradFn.Name}' produced gradient {ShapeUtil.Format(gi.ShapeArr)} for input {ShapeUtil.Format(x.ShapeArr)}.");
+                grads[x] = grads.TryGetValue(x, out var prev) ? Ops.Add(prev, gi) : gi;
+            }
+        }
+    }
+
+    private static void AccumulateLeaf(Tensor leaf, Tensor g)
+    {
+        if (leaf.Grad is null)
+        {
+            // Own the buffer: the incoming gradient may alias an intermediate or another leaf's grad.
+            leaf.Grad = Wrap(g.ToArray(), leaf.ShapeArr);
+            return;
+        }
+        var dst = leaf.Grad.AsSpan();
+        var src = g.Dense<float>();
+        System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
+    }
+
+    private static List<Tensor> TopologicalOrder(Tensor root)
+    {
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor T, bool Expanded)>();
+        stack.Push((root, false));
+        while (stack.Count > 0)
+        {
+            var (t, expanded) = stack.Pop();
+            if (expanded) { order.Add(t); continue; }
+            if (!visited.Add(t)) continue;
+            stack.Push((t, true));
+            if (t.GradFn is null) continue;
+            foreach (var x in t.GradFn.Inputs)
+                if (x._requiresGrad && !visited.Contains(x)) stack.Push((x, false));
+        }
+        return order;
+    }
+}

@@ -1,0 +1,339 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace MlNetFineTune.Tensors.Cpu;
+
+/// <summary>
+/// Row kernels (sum, max, softmax, log-softmax, layer norm, GELU) with Vector512, Vector256 and scalar
+/// paths chosen by <see cref="Simd.Level"/>. Lane order depends only on the index, never on the address,
+/// so results are bitwise reproducible for a given level.
+/// </summary>
+public static class VecKernels
+{
+    /// <summary>Sum of the span.</summary>
+    public static float Sum(ReadOnlySpan<float> x)
+    {
+        ref float p = ref MemoryMarshal.GetReference(x);
+        int n = x.Length, i = 0;
+        float s = 0;
+        if (Simd.Level == SimdLevel.Vector512 && n >= 32)
+        {
+            var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero;
+            for (; i <= n - 32; i += 32)
+            {
+                a0 += Vector512.LoadUnsafe(ref p, (nuint)i);
+                a1 += Vector512.LoadUnsafe(ref p, (nuint)(i + 16));
+            }
+            s = Vector512.Sum(a0 + a1);
+        }
+        else if (Simd.Level >= SimdLevel.Vector256 && n >= 16)
+        {
+            var a0 = Vector256<float>.Zero; var a1 = Vector256<float>.Zero;
+            for (; i <= n - 16; i += 16)
+            {
+                a0 += Vector256.LoadUnsafe(ref p, (nuint)i);
+                a1 += Vector256.LoadUnsafe(ref p, (nuint)(i + 8));
+            }
+            s = Vector256.Sum(a0 + a1);
+        }
+        for (; i < n; i++) s += Unsafe.Add(ref p, i);
+        return s;
+    }
+
+    /// <summary>Sum of a[i]*b[i].</summary>
+    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        ref float pa = ref MemoryMarshal.GetReference(a);
+        ref float pb = ref MemoryMarshal.GetReference(b);
+        int n = a.Length, i = 0;
+        float s = 0;
+        if (Simd.Level == SimdLevel.Vector512 && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16)
+                acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref pa, (nuint)i), Vector512.LoadUnsafe(ref pb, (nuint)i), acc);
+            s = Vector512.Sum(acc);
+        }
+        else if (Simd.Level >= SimdLevel.Vector256 && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref pa, (nuint)i), Vector256.LoadUnsafe(ref pb, (nuint)i), acc);
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) s += Unsafe.Add(ref pa, i) * Unsafe.Add(ref pb, i);
+        return s;
+    }
+
+    /// <summary>Largest element (NaN propagates).</summary>
+    public static float Max(ReadOnlySpan<float> x)
+    {
+        ref float p = ref MemoryMarshal.GetReference(x);
+        int n = x.Length, i = 0;
+        float m = float.NegativeInfinity;
+        if (Simd.Level == SimdLevel.Vector512 && n >= 16)
+        {
+            var acc = Vector512.Create(float.NegativeInfinity);
+            for (; i <= n - 16; i += 16) acc = Vector512.Max(acc, Vector512.LoadUnsafe(ref p, (nuint)i));
+            for (int k = 0; k < 16; k++) m = MathF.Max(m, acc[k]);
+        }
+        else if (Simd.Level >= SimdLevel.Vector256 && n >= 8)
+        {
+            var acc = Vector256.Create(float.NegativeInfinity);
+            for (; i <= n - 8; i += 8) acc = Vector256.Max(acc, Vector256.LoadUnsafe(ref p, (nuint)i));
+            for (int k = 0; k < 8; k++) m = MathF.Max(m, acc[k]);
+        }
+        for (; i < n; i++) m = MathF.Max(m, Unsafe.Add(ref p, i));
+        return m;
+    }
+
+    /// <summary>d[i] = exp(x[i] - shift); returns the sum of d.</summary>
+    public static float ExpShifted(ReadOnlySpan<float> x, float shift, Span<float> d)
+    {
+        ref float p = ref MemoryMarshal.GetReference(x);
+        ref float q = ref MemoryMarshal.GetReference(d);
+        int n = x.Length, i = 0;
+        float s = 0;
+        if (Simd.Level == SimdLevel.Vector512 && n >= 16)
+        {
+            var sh = Vector512.Create(shift);
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16)
+            {
+                var e = Vector512.Exp(Vector512.LoadUnsafe(ref p, (nuint)i) - sh);
+                e.StoreUnsafe(ref q, (nuint)i);
+                acc += e;
+            }
+            s = Vector512.Sum(acc);
+        }
+        else if (Simd.Level >= SimdLevel.Vector256 && n >= 8)
+        {
+            var sh = Vector256.Create(shift);
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+            {
+                var e = Vector256.Exp(Vector256.LoadUnsafe(ref p, (nuint)i) - sh);
+                e.StoreUnsafe(ref q, (nuint)i);
+                acc += e;
+            }
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float e = MathF.Exp(Unsafe.Add(ref p, i) - shift);
+            Unsafe.Add(ref q, i) = e;
+            s += e;
+        }
+        return s;
+    }
+
+    /// <summary>d = x * s (d may alias x).</summary>
+    public static void Scale(ReadOnlySpan<float> x, float s, Span<float> d)
+    {
+        ref float p = ref MemoryMarshal.GetReference(x);
+        ref float q = ref MemoryMarshal.GetReference(d);
+        int n = x.Length, i = 0;
+        if (Simd.Level == SimdLevel.Vector512)
+            for (; i <= n - 16; i += 16) (Vector512.LoadUnsafe(ref p, (nuint)i) * s).StoreUnsafe(ref q, (nuint)i);
+        else if (Simd.Level == SimdLevel.Vector256)
+            for (; i <= n - 8; i += 8) (Vector256.LoadUnsafe(ref p, (nuint)i) * s).StoreUnsafe(ref q, (nuint)i);
+        for (; i < n; i++) Unsafe.Add(ref q, i) = Unsafe.Add(ref p, i) * s;
+    }
+
+    /// <summary>Softmax of one row.</summary>
+    public static void Softmax(ReadOnlySpan<float> x, Span<float> y)
+    {
+        float m = Max(x);
+        float s = ExpShifted(x, m, y);
+        Scale(y, 1f / s, y);
+    }
+
+    /// <summary>Log-softmax of one row.</summary>
+    public static void LogSoftmax(ReadOnlySpan<float> x, Span<float> y)
+    {
+        float m = Max(x);
+        float s = ExpShifted(x, m, y);
+        float shift = m + MathF.Log(s);
+        for (int i = 0; i < x.Length; i++) y[i] = x[i] - shift;
+    }
+
+    /// <summary>Softmax backward for one row: gx = y * (gy - sum(gy * y)).</summary>
+    public static void SoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> gy, Span<float> gx)
+    {
+        float dot = Dot(gy, y);
+        for (int i = 0; i < y.Length; i++) gx[i] = y[i] * (gy[i] - dot);
+    }
+
+    /// <summary>Log-softmax backward for one row: gx = gy - exp(y) * sum(gy).</summary>
+    public static void LogSoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> gy, Span<float> gx)
+    {
+        float s = Sum(gy);
+        for (int i = 0; i < y.Length; i++) gx[i] = gy[i] - MathF.Exp(y[i]) * s;
+    }
+
+    /// <summary>
+    /// Layer norm of one row: y = (x - mean) * rstd * w + b (w, b optional). Returns (mean, rstd);
+    /// variance is biased, computed two-pass for accuracy.
+    /// </summary>
+    public static (float Mean, float Rstd) LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, float eps, Span<float> y)
+    {
+        int n = x.Length;
+        float mean = Sum(x) / n;
+        // y holds the centred values while we compute the variance.
+        for (int i = 0; i < n; i++) y[i] = x[i] - mean;
+        float var = Dot(y, y) / n;
+        float rstd = 1f / MathF.Sqrt(var + eps);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        int k = 0;
+        bool hasW = !w.IsEmpty, hasB = !b.IsEmpty;
+        if (Simd.Level == SimdLevel.Vector512 && hasW && hasB)
+        {
+            ref float pw = ref MemoryMarshal.GetReference(w);
+            ref float pb = ref MemoryMarshal.GetReference(b);
+            var r = Vector512.Create(rstd);
+            for (; k <= n - 16; k += 16)
+                Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref py, (nuint)k) * r, Vector512.LoadUnsafe(ref pw, (nuint)k), Vector512.LoadUnsafe(ref pb, (nuint)k)).StoreUnsafe(ref py, (nuint)k);
+        }
+        else if (Simd.Level == SimdLevel.Vector256 && hasW && hasB)
+        {
+            ref float pw = ref MemoryMarshal.GetReference(w);
+            ref float pb = ref MemoryMarshal.GetReference(b);
+            var r = Vector256.Create(rstd);
+            for (; k <= n - 8; k += 8)
+                Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref py, (nuint)k) * r, Vector256.LoadUnsafe(ref pw, (nuint)k), Vector256.LoadUnsafe(ref pb, (nuint)k)).StoreUnsafe(ref py, (nuint)k);
+        }
+        for (; k < n; k++)
+        {
+            float v = y[k] * rstd;
+            if (hasW) v *= w[k];
+            if (hasB) v += b[k];
+            y[k] = v;
+        }
+        return (mean, rstd);
+    }
+
+    private const float InvSqrt2 = 0.70710678118654752f;
+    private const float InvSqrt2Pi = 0.39894228040143268f;
+    private const float Sqrt2OverPi = 0.79788456080286536f;
+
+    // erfc(z) for z >= 0 via the Chebyshev-fitted form of Numerical Recipes (fractional error < 1.2e-7).
+    private static float ErfcPos(float z)
+    {
+        float t = 1f / (1f + 0.5f * z);
+        float poly = -z * z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+            t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+            t * (-0.82215223f + t * 0.17087277f))))))));
+        return t * MathF.Exp(poly);
+    }
+
+    private static Vector512<float> ErfcPos(Vector512<float> z)
+    {
+        var t = Vector512<float>.One / (Vector512<float>.One + z * 0.5f);
+        var poly = Vector512.Create(0.17087277f);
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-0.82215223f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(1.48851587f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-1.13520398f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.27886807f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-0.18628806f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.09678418f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.37409196f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(1.00002368f));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-1.26551223f));
+        poly -= z * z;
+        return t * Vector512.Exp(poly);
+    }
+
+    private static Vector256<float> ErfcPos(Vector256<float> z)
+    {
+        var t = Vector256<float>.One / (Vector256<float>.One + z * 0.5f);
+        var poly = Vector256.Create(0.17087277f);
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-0.82215223f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(1.48851587f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-1.13520398f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(0.27886807f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-0.18628806f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(0.09678418f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(0.37409196f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(1.00002368f));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-1.26551223f));
+        poly -= z * z;
+        return t * Vector256.Exp(poly);
+    }
+
+    /// <summary>Standard normal CDF Phi(x) = 0.5 * erfc(-x / sqrt 2), accurate in both tails.</summary>
+    public static float NormalCdf(float x)
+    {
+        float e = 0.5f * ErfcPos(MathF.Abs(x) * InvSqrt2);
+        return x >= 0 ? 1f - e : e;
+    }
+
+    /// <summary>Error function.</summary>
+    public static float Erf(float x)
+    {
+        float e = ErfcPos(MathF.Abs(x));
+        return x >= 0 ? 1f - e : e - 1f;
+    }
+
+    /// <summary>GELU, exact (x * Phi(x)) or the tanh approximation.</summary>
+    public static void Gelu(ReadOnlySpan<float> x, Span<float> y, bool tanhApprox)
+    {
+        int n = x.Length, i = 0;
+        ref float p = ref MemoryMarshal.GetReference(x);
+        ref float q = ref MemoryMarshal.GetReference(y);
+        if (!tanhApprox)
+        {
+            if (Simd.Level == SimdLevel.Vector512)
+            {
+                for (; i <= n - 16; i += 16)
+                {
+                    var v = Vector512.LoadUnsafe(ref p, (nuint)i);
+                    var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
+                    var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
+                    (v * phi).StoreUnsafe(ref q, (nuint)i);
+                }
+            }
+            else if (Simd.Level == SimdLevel.Vector256)
+            {
+                for (; i <= n - 8; i += 8)
+                {
+                    var v = Vector256.LoadUnsafe(ref p, (nuint)i);
+                    var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
+                    var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
+                    (v * phi).StoreUnsafe(ref q, (nuint)i);
+                }
+            }
+            for (; i < n; i++) { float v = Unsafe.Add(ref p, i); Unsafe.Add(ref q, i) = v * NormalCdf(v); }
+        }
+        else
+        {
+            for (; i < n; i++)
+            {
+                float v = Unsafe.Add(ref p, i);
+                float inner = Sqrt2OverPi * (v + 0.044715f * v * v * v);
+                Unsafe.Add(ref q, i) = 0.5f * v * (1f + MathF.Tanh(inner));
+            }
+        }
+    }
+
+    /// <summary>GELU backward: gx = gy * d gelu(x) / dx.</summary>
+    public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, Span<float> gx, bool tanhApprox)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            float d;
+            if (!tanhApprox)
+            {
+                d = NormalCdf(v) + v * InvSqrt2Pi * MathF.Exp(-0.5f * v * v);
+            }
+            else
+            {
+                float inner = Sqrt2OverPi * (v + 0.044715f * v * v * v);
+                float th = MathF.Tanh(inner);
+                d = 0.5f * (1f + th) + 0.5f * v * (1f - th * th) * Sqrt2OverPi * (1f + 3f * 0.044715f * v * v);
+            }
+            gx[i] = gy[i] * d;
+        }
+    }
+}

@@ -1,0 +1,137 @@
+using MlNetFineTune.Tensors.Cpu;
+
+namespace MlNetFineTune.Tensors;
+
+public static partial class Ops
+{
+    // How GEMM can read the last two dims of t directly: row-major (trans=false, ld=row stride) or
+    // column-major (trans=true, ld=column stride). Null when neither holds (needs a copy).
+    private static (bool Trans, int Ld)? MatrixLayout(Tensor t)
+    {
+        int r = t.Rank;
+        int rows = t.ShapeArr[r - 2], cols = t.ShapeArr[r - 1];
+        int sr = t.StridesArr[r - 2], sc = t.StridesArr[r - 1];
+        if ((sc == 1 || cols == 1) && (sr >= cols || rows == 1)) return (false, rows == 1 ? Math.Max(cols, 1) : sr);
+        if ((sr == 1 || rows == 1) && (sc >= rows || cols == 1)) return (true, cols == 1 ? Math.Max(rows, 1) : sc);
+        return null;
+    }
+
+    // One stride that walks all batch dims of t (already expanded to batchShape), or null if they don't collapse.
+    private static long? BatchStride(Tensor t, int[] batchShape)
+    {
+        int nb = batchShape.Length;
+        long stride = -1;
+        long expectedNext = -1;
+        for (int i = nb - 1; i >= 0; i--)
+        {
+            if (batchShape[i] == 1) continue;
+            int s = t.StridesArr[i];
+            if (stride < 0) { stride = s; expectedNext = (long)s * batchShape[i]; continue; }
+            if (stride == 0 && s == 0) continue;
+            if (s != expectedNext) return null;
+            expectedNext = (long)s * batchShape[i];
+        }
+        return stride < 0 ? 0 : stride;
+    }
+
+    /// <summary>
+    /// Matrix product with PyTorch's matmul semantics: 1-D operands are promoted, leading batch dims broadcast.
+    /// Transposed views are passed to GEMM as transposed operands, never copied.
+    /// </summary>
+    public static Tensor MatMul(Tensor a, Tensor b)
+    {
+        RequireFloat(a, "matmul", "a"); RequireFloat(b, "matmul", "b");
+        if (a.Rank == 0 || b.Rank == 0) throw new ArgumentException($"matmul: both operands need at least one dimension, got {ShapeUtil.Format(a.ShapeArr)} and {ShapeUtil.Format(b.ShapeArr)}.");
+        if (a.Rank == 1) return Squeeze(MatMul(Unsqueeze(a, 0), b), -2);
+        if (b.Rank == 1) return Squeeze(MatMul(a, Unsqueeze(b, 1)), -1);
+
+        int m = a.ShapeArr[^2], k = a.ShapeArr[^1], k2 = b.ShapeArr[^2], n = b.ShapeArr[^1];
+        if (k != k2)
+            throw new ArgumentException($"matmul: shapes {ShapeUtil.Format(a.ShapeArr)} and {ShapeUtil.Format(b.ShapeArr)} are incompatible (inner dimensions {k} and {k2} differ).");
+        var batchShape = ShapeUtil.Broadcast(a.ShapeArr[..^2], b.ShapeArr[..^2], "matmul");
+        int batch = ShapeUtil.Numel(batchShape);
+
+        Tensor ae = a.Detach(), be = b.Detach();
+        if (batchShape.Length > 0)
+        {
+            ae = Expand(ae, [.. batchShape, m, k]);
+            be = Expand(be, [.. batchShape, k, n]);
+        }
+        var la = MatrixLayout(ae);
+        long? sa = BatchStride(ae, batchShape);
+        if (la is null || sa is null) { ae = Contiguous(Reshape(Contiguous(ae), [.. batchShape, m, k])); la = (false, k); sa = (long)m * k; }
+        var lb = MatrixLayout(be);
+        long? sb = BatchStride(be, batchShape);
+        if (lb is null || sb is null) { be = Contiguous(Reshape(Contiguous(be), [.. batchShape, k, n])); lb = (false, n); sb = (long)k * n; }
+
+        int[] outShape = [.. batchShape, m, n];
+        var c = new float[ShapeUtil.Numel(outShape)];
+        if (c.Length > 0)
+        {
+            if (batch == 1)
+                Gemm.Sgemm(la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, be.F, be.Offset, lb.Value.Ld, c, 0, n, accumulate: false);
+            else
+                BatchedGemm(batch, la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, sa.Value,
+                    be.F, be.Offset, lb.Value.Ld, sb.Value, c, 0, n, (long)m * n);
+        }
+        var result = new Tensor(c, outShape);
+        int[] aShape = a.ShapeArr, bShape = b.ShapeArr;
+        return Tensor.Record(result, "matmul", [a, b], g => [
+            a.RequiresGrad ? SumTo(MatMul(g, Transpose(b, -2, -1)), aShape) : null,
+            b.RequiresGrad ? SumTo(MatMul(Transpose(a, -2, -1), g), bShape) : null]);
+    }
+
+    private static void BatchedGemm(int batch, bool ta, bool tb, int m, int n, int k, float[] a, int ao, int lda, long sa,
+        float[] b, int bo, int ldb, long sb, float[] c, int co, int ldc, long sc)
+    {
+        for (int i = 0; i < batch; i++)
+            Gemm.Sgemm(ta, tb, m, n, k, a, checked((int)(ao + i * sa)), lda, b, checked((int)(bo + i * sb)), ldb, c, checked((int)(co + i * sc)), ldc, accumulate: false);
+    }
+
+    /// <summary>y = x W^T + b for x [..., in], W [out, in], b [out] (optional).</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        RequireFloat(x, "linear", "x"); RequireFloat(weight, "linear", "weight");
+        if (weight.Rank != 2) throw new ArgumentException($"linear: weight{weight.Describe()} must be 2-D [out, in].");
+        int outF = weight.ShapeArr[0], inF = weight.ShapeArr[1];
+        if (x.Rank == 0 || x.ShapeArr[^1] != inF)
+            throw new ArgumentException($"linear: input {ShapeUtil.Format(x.ShapeArr)} does not end in {inF}, the weight's input size ({ShapeUtil.Format(weight.ShapeArr)}).");
+        if (bias is not null && (bias.Rank != 1 || bias.ShapeArr[0] != outF))
+            throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.ShapeArr)} must be [{outF}].");
+
+        int rows = x.Numel / Math.Max(inF, 1);
+        var x2 = Contiguous(Reshape(x.Detach(), rows, inF));
+        var w = weight.IsContiguous ? weight : Contiguous(weight.Detach());
+        var y = new float[rows * outF];
+        if (bias is not null)
+        {
+            var bd = bias.Dense<float>();
+            for (int r = 0; r < rows; r++) Array.Copy(bd, 0, y, r * outF, outF);
+        }
+        if (y.Length > 0)
+            Gemm.Sgemm(false, true, rows, outF, inF, x2.F, x2.Offset, inF, w.F, w.Offset, inF, y, 0, outF, accumulate: bias is not null);
+        int[] outShape = [.. x.ShapeArr[..^1], outF];
+        var result = new Tensor(y, outShape);
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        int[] xShape = x.ShapeArr;
+        return Tensor.Record(result, "linear", inputs, g =>
+        {
+            var g2 = Contiguous(Reshape(g, rows, outF));
+            Tensor? gx = null, gw = null, gb = null;
+            if (x.RequiresGrad)
+            {
+                var gxd = new float[rows * inF];
+                Gemm.Sgemm(false, false, rows, inF, outF, g2.F, g2.Offset, outF, w.F, w.Offset, inF, gxd, 0, inF, accumulate: false);
+                gx = new Tensor(gxd, xShape);
+            }
+            if (weight.RequiresGrad)
+            {
+                var gwd = new float[outF * inF];
+                Gemm.Sgemm(true, false, outF, inF, rows, g2.F, g2.Offset, outF, x2.F, x2.Offset, inF, gwd, 0, inF, accumulate: false);
+                gw = new Tensor(gwd, [outF, inF]);
+            }
+            if (bias is not null && bias.RequiresGrad) gb = Sum(g2, [0]);
+            return bias is null ? [gx, gw] : [gx, gw, gb];
+        });
+    }
+}

@@ -1,0 +1,344 @@
+using MlNetFineTune.Tensors.Cpu;
+
+namespace MlNetFineTune.Tensors;
+
+/// <summary>Which GELU formula to use.</summary>
+public enum GeluApproximation
+{
+    /// <summary>x * Phi(x) with the exact error function (PyTorch's default, BERT's "gelu").</summary>
+    None,
+    /// <summary>The tanh approximation (GPT-2's "gelu_new").</summary>
+    Tanh,
+}
+
+public static partial class Ops
+{
+    // Rows of the last dim after moving `dim` last; returns the moved dense data and a function to move back.
+    private static (float[] Data, int Rows, int Len, int[] MovedShape, int[] Perm) RowsAlong(Tensor x, int d)
+    {
+        int rank = x.Rank;
+        if (d == rank - 1) return (x.Dense<float>(), x.Numel / Math.Max(x.ShapeArr[d], 1), x.ShapeArr[d], x.ShapeArr, []);
+        var perm = new int[rank];
+        int p = 0;
+        for (int i = 0; i < rank; i++) if (i != d) perm[p++] = i;
+        perm[rank - 1] = d;
+        Tensor moved;
+        using (Tensor.NoGrad()) moved = Permute(x.Detach(), perm);
+        return (moved.Dense<float>(), x.Numel / Math.Max(x.ShapeArr[d], 1), x.ShapeArr[d], moved.ShapeArr, perm);
+    }
+
+    private static Tensor FromRows(float[] data, int[] movedShape, int[] perm)
+    {
+        var t = new Tensor(data, (int[])movedShape.Clone());
+        if (perm.Length == 0) return t;
+        var inverse = new int[perm.Length];
+        for (int i = 0; i < perm.Length; i++) inverse[perm[i]] = i;
+        using (Tensor.NoGrad()) return Contiguous(Permute(t, inverse));
+    }
+
+    private static Tensor RowOp(Tensor x, int dim, string op, bool log)
+    {
+        RequireFloat(x, op, "x");
+        int d = ShapeUtil.NormDim(dim, x.Rank, op);
+        var (data, rows, len, moved, perm) = RowsAlong(x, d);
+        var y = new float[data.Length];
+        WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+            {
+                var src = data.AsSpan(r * len, len);
+                var dst = y.AsSpan(r * len, len);
+                if (log) VecKernels.LogSoftmax(src, dst); else VecKernels.Softmax(src, dst);
+            }
+        });
+        var result = FromRows(y, moved, perm);
+        return Tensor.Record(result, op, [x], g =>
+        {
+            var (gd, _, _, _, _) = RowsAlong(g, d);
+            var gx = new float[gd.Length];
+            WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
+            {
+                for (int r = s; r < e; r++)
+                {
+                    var yr = y.AsSpan(r * len, len);
+                    var gr = gd.AsSpan(r * len, len);
+                    if (log) VecKernels.LogSoftmaxBackward(yr, gr, gx.AsSpan(r * len, len));
+                    else VecKernels.SoftmaxBackward(yr, gr, gx.AsSpan(r * len, len));
+                }
+            });
+            return [FromRows(gx, moved, perm)];
+        });
+    }
+
+    /// <summary>Softmax over <paramref name="dim"/>.</summary>
+    public static Tensor Softmax(Tensor x, int dim = -1) => RowOp(x, dim, "softmax", log: false);
+
+    /// <summary>Log-softmax over <paramref name="dim"/>.</summary>
+    public static Tensor LogSoftmax(Tensor x, int dim = -1) => RowOp(x, dim, "log_softmax", log: true);
+
+    /// <summary>GELU activation.</summary>
+    public static Tensor Gelu(Tensor x, GeluApproximation approximate = GeluApproximation.None)
+    {
+        RequireFloat(x, "gelu", "x");
+        bool tanh = approximate == GeluApproximation.Tanh;
+        var src = x.Dense<float>();
+        var y = new float[src.Length];
+        Broadcasting.Chunked(src.Length, (s, e) => VecKernels.Gelu(src.AsSpan(s, e - s), y.AsSpan(s, e - s), tanh));
+        return Tensor.Record(new Tensor(y, (int[])x.ShapeArr.Clone()), "gelu", [x], g =>
+        {
+            var gd = g.Dense<float>();
+            var gx = new float[gd.Length];
+            Broadcasting.Chunked(gd.Length, (s, e) => VecKernels.GeluBackward(src.AsSpan(s, e - s), gd.AsSpan(s, e - s), gx.AsSpan(s, e - s), tanh));
+            return [new Tensor(gx, x.ShapeArr)];
+        });
+    }
+
+    /// <summary>Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p).</summary>
+    public static Tensor Dropout(Tensor x, float p, Rng rng, bool training = true)
+    {
+        RequireFloat(x, "dropout", "x");
+        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: probability {p} must be in [0, 1).");
+        if (!training || p == 0) return x;
+        ArgumentNullException.ThrowIfNull(rng);
+        var src = x.Dense<float>();
+        var mask = new float[src.Length];
+        float scale = 1f / (1f - p);
+        for (int i = 0; i < mask.Length; i++) mask[i] = rng.NextFloat() >= p ? scale : 0f;
+        var y = new float[src.Length];
+        System.Numerics.Tensors.TensorPrimitives.Multiply(src, mask, y);
+        var shape = (int[])x.ShapeArr.Clone();
+        return Tensor.Record(new Tensor(y, shape), "dropout", [x], g =>
+        {
+            var gx = new float[mask.Length];
+            System.Numerics.Tensors.TensorPrimitives.Multiply(g.Dense<float>(), mask, gx);
+            return [new Tensor(gx, shape)];
+        });
+    }
+
+    /// <summary>Looks up rows of <paramref name="weight"/> [V, D] for integer <paramref name="ids"/>; rows at paddingIdx get no gradient.</summary>
+    public static Tensor Embedding(Tensor ids, Tensor weight, int? paddingIdx = null)
+    {
+        RequireFloat(weight, "embedding", "weight");
+        if (weight.Rank != 2) throw new ArgumentException($"embedding: weight{weight.Describe()} must be 2-D [vocab, dim].");
+        var idx = IndexData(ids, "embedding");
+        int v = weight.ShapeArr[0], dDim = weight.ShapeArr[1];
+        var w = Contiguous(weight.Detach());
+        var wd = w.F;
+        var rows = new int[idx.Length];
+        for (int i = 0; i < idx.Length; i++)
+        {
+            if (idx[i] < 0 || idx[i] >= v)
+                throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {idx[i]} at position {i} is outside the vocabulary of {v} rows (weight{weight.Describe()}).");
+            rows[i] = (int)idx[i];
+        }
+        var y = new float[idx.Length * dDim];
+        for (int i = 0; i < rows.Length; i++) Array.Copy(wd, w.Offset + rows[i] * dDim, y, i * dDim, dDim);
+        int[] outShape = [.. ids.ShapeArr, dDim];
+        return Tensor.Record(new Tensor(y, outShape), "embedding", [weight], g =>
+        {
+            // Sparse-style: only rows that were looked up are touched.
+            var gd = g.Dense<float>();
+            var gw = new float[v * dDim];
+            for (int i = 0; i < rows.Length; i++)
+            {
+                if (paddingIdx is int pi && rows[i] == pi) continue;
+                var dst = gw.AsSpan(rows[i] * dDim, dDim);
+                System.Numerics.Tensors.TensorPrimitives.Add(dst, gd.AsSpan(i * dDim, dDim), dst);
+            }
+            return [new Tensor(gw, [v, dDim])];
+        });
+    }
+
+    /// <summary>Layer normalisation over the trailing dims in <paramref name="normalizedShape"/>.</summary>
+    public static Tensor LayerNorm(Tensor x, int[] normalizedShape, Tensor? weight, Tensor? bias, float eps = 1e-5f)
+    {
+        RequireFloat(x, "layer_norm", "x");
+        int k = normalizedShape.Length;
+        bool ok = k <= x.Rank;
+        for (int i = 0; ok && i < k; i++) ok = x.ShapeArr[x.Rank - k + i] == normalizedShape[i];
+        if (!ok) throw new ArgumentException($"layer_norm: input {ShapeUtil.Format(x.ShapeArr)} does not end in normalized shape {ShapeUtil.Format(normalizedShape)}.");
+        int len = ShapeUtil.Numel(normalizedShape), rows = x.Numel / Math.Max(len, 1);
+        if (weight is not null && weight.Numel != len) throw new ArgumentException($"layer_norm: weight {ShapeUtil.Format(weight.ShapeArr)} does not match {ShapeUtil.Format(normalizedShape)}.");
+        if (bias is not null && bias.Numel != len) throw new ArgumentException($"layer_norm: bias {ShapeUtil.Format(bias.ShapeArr)} does not match {ShapeUtil.Format(normalizedShape)}.");
+        var xd = x.Dense<float>();
+        var wd = weight?.Dense<float>();
+        var bd = bias?.Dense<float>();
+        var y = new float[xd.Length];
+        var mean = new float[rows];
+        var rstd = new float[rows];
+        WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+                (mean[r], rstd[r]) = VecKernels.LayerNorm(xd.AsSpan(r * len, len), wd ?? default, bd ?? default, eps, y.AsSpan(r * len, len));
+        });
+        var shape = (int[])x.ShapeArr.Clone();
+        Tensor[] inputs = [x, .. weight is null ? Array.Empty<Tensor>() : [weight], .. bias is null ? Array.Empty<Tensor>() : [bias]];
+        return Tensor.Record(new Tensor(y, shape), "layer_norm", inputs, g =>
+        {
+            var gd = g.Dense<float>();
+            var gx = new float[xd.Length];
+            int threads = Math.Max(1, Math.Min(WorkerPool.Threads, rows));
+            var gwPart = new float[threads][];
+            var gbPart = new float[threads][];
+            WorkerPool.Run(threads, t =>
+            {
+                int r0 = (int)((long)rows * t / threads), r1 = (int)((long)rows * (t + 1) / threads);
+                var gwp = gwPart[t] = new float[len];
+                var gbp = gbPart[t] = new float[len];
+                var xhat = new float[len];
+                var gxh = new float[len];
+                for (int r = r0; r < r1; r++)
+                {
+                    var xr = xd.AsSpan(r * len, len);
+                    var gr = gd.AsSpan(r * len, len);
+                    float m = mean[r], rs = rstd[r];
+                    for (int i = 0; i < len; i++)
+                    {
+                        xhat[i] = (xr[i] - m) * rs;
+                        gwp[i] += gr[i] * xhat[i];
+                        gbp[i] += gr[i];
+                        gxh[i] = wd is null ? gr[i] : gr[i] * wd[i];
+                    }
+                    float meanG = VecKernels.Sum(gxh) / len;
+                    float meanGX = VecKernels.Dot(gxh, xhat) / len;
+                    var gxr = gx.AsSpan(r * len, len);
+                    for (int i = 0; i < len; i++) gxr[i] = rs * (gxh[i] - meanG - xhat[i] * meanGX);
+                }
+            });
+            Tensor? gW = null, gB = null;
+            if (weight is not null)
+            {
+                var a = new float[len];
+                foreach (var p in gwPart) if (p is not null) for (int i = 0; i < len; i++) a[i] += p[i];
+                gW = new Tensor(a, weight.ShapeArr);
+            }
+            if (bias is not null)
+            {
+                var a = new float[len];
+                foreach (var p in gbPart) if (p is not null) for (int i = 0; i < len; i++) a[i] += p[i];
+                gB = new Tensor(a, bias.ShapeArr);
+            }
+            var list = new List<Tensor?> { new Tensor(gx, shape) };
+            if (weight is not null) list.Add(gW);
+            if (bias is not null) list.Add(gB);
+            return [.. list];
+        });
+    }
+
+    /// <summary>
+    /// Batch normalisation over N, H, W of an [N, C, H, W] input. In training it normalises with the batch
+    /// statistics and updates the running buffers in place (momentum, unbiased running variance); in eval
+    /// it uses the running buffers.
+    /// </summary>
+    public static Tensor BatchNorm2d(Tensor x, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
+        bool training, float momentum = 0.1f, float eps = 1e-5f)
+    {
+        RequireFloat(x, "batch_norm2d", "x");
+        if (x.Rank != 4) throw new ArgumentException($"batch_norm2d: input {ShapeUtil.Format(x.ShapeArr)} must be [N, C, H, W].");
+        int n = x.ShapeArr[0], c = x.ShapeArr[1], hw = x.ShapeArr[2] * x.ShapeArr[3];
+        foreach (var (t, name) in new[] { (weight, "weight"), (bias, "bias"), (runningMean, "running_mean"), (runningVar, "running_var") })
+            if (t is not null && t.Numel != c) throw new ArgumentException($"batch_norm2d: {name} {ShapeUtil.Format(t.ShapeArr)} must have {c} elements for input {ShapeUtil.Format(x.ShapeArr)}.");
+        var xd = x.Dense<float>();
+        var wd = weight?.Dense<float>();
+        var bd = bias?.Dense<float>();
+        var mean = new float[c];
+        var rstd = new float[c];
+        int m = n * hw;
+        if (training)
+        {
+            if (m <= 1) throw new ArgumentException($"batch_norm2d: training needs more than one value per channel, input {ShapeUtil.Format(x.ShapeArr)}.");
+            if (!runningMean.IsContiguous || !runningVar.IsContiguous)
+                throw new ArgumentException("batch_norm2d: running_mean and running_var must be contiguous buffers (they are updated in place).");
+            float[] rm = runningMean.F, rv = runningVar.F;
+            int rmo = runningMean.Offset, rvo = runningVar.Offset;
+            WorkerPool.For(c, 1, (c0, c1) =>
+            {
+                for (int ch = c0; ch < c1; ch++)
+                {
+                    double s = 0;
+                    for (int b = 0; b < n; b++) s += VecKernels.Sum(xd.AsSpan((b * c + ch) * hw, hw));
+                    double mu = s / m;
+                    double ss = 0;
+                    for (int b = 0; b < n; b++)
+                    {
+                        var row = xd.AsSpan((b * c + ch) * hw, hw);
+                        for (int i = 0; i < hw; i++) { double dv = row[i] - mu; ss += dv * dv; }
+                    }
+                    double var = ss / m;
+                    mean[ch] = (float)mu;
+                    rstd[ch] = (float)(1.0 / Math.Sqrt(var + eps));
+                    rm[rmo + ch] = (1 - momentum) * rm[rmo + ch] + momentum * (float)mu;
+                    rv[rvo + ch] = (1 - momentum) * rv[rvo + ch] + momentum * (float)(ss / (m - 1));
+                }
+            });
+        }
+        else
+        {
+            var rm = runningMean.Dense<float>();
+            var rv = runningVar.Dense<float>();
+            for (int ch = 0; ch < c; ch++) { mean[ch] = rm[ch]; rstd[ch] = 1f / MathF.Sqrt(rv[ch] + eps); }
+        }
+        var y = new float[xd.Length];
+        WorkerPool.For(n * c, 1, (s0, s1) =>
+        {
+            for (int bc = s0; bc < s1; bc++)
+            {
+                int ch = bc % c;
+                float scale = rstd[ch] * (wd?[ch] ?? 1f);
+                float shift = (bd?[ch] ?? 0f) - mean[ch] * scale;
+                var src = xd.AsSpan(bc * hw, hw);
+                var dst = y.AsSpan(bc * hw, hw);
+                for (int i = 0; i < hw; i++) dst[i] = src[i] * scale + shift;
+            }
+        });
+        var shape = (int[])x.ShapeArr.Clone();
+        Tensor[] inputs = [x, .. weight is null ? Array.Empty<Tensor>() : [weight], .. bias is null ? Array.Empty<Tensor>() : [bias]];
+        return Tensor.Record(new Tensor(y, shape), "batch_norm2d", inputs, g =>
+        {
+            var gd = g.Dense<float>();
+            var gx = new float[xd.Length];
+            var gw = new float[c];
+            var gb = new float[c];
+            WorkerPool.For(c, 1, (c0, c1) =>
+            {
+                for (int ch = c0; ch < c1; ch++)
+                {
+                    double sg = 0, sgx = 0;
+                    float mu = mean[ch], rs = rstd[ch];
+                    for (int b = 0; b < n; b++)
+                    {
+                        var gr = gd.AsSpan((b * c + ch) * hw, hw);
+                        var xr = xd.AsSpan((b * c + ch) * hw, hw);
+                        for (int i = 0; i < hw; i++) { sg += gr[i]; sgx += gr[i] * (xr[i] - mu) * rs; }
+                    }
+                    gw[ch] = (float)sgx;
+                    gb[ch] = (float)sg;
+                    float w = wd?[ch] ?? 1f;
+                    for (int b = 0; b < n; b++)
+                    {
+                        var gr = gd.AsSpan((b * c + ch) * hw, hw);
+                        var xr = xd.AsSpan((b * c + ch) * hw, hw);
+                        var gxr = gx.AsSpan((b * c + ch) * hw, hw);
+                        if (training)
+                        {
+                            float k1 = (float)(sg / m), k2 = (float)(sgx / m);
+                            for (int i = 0; i < hw; i++)
+                            {
+                                float xh = (xr[i] - mu) * rs;
+                                gxr[i] = w * rs * (gr[i] - k1 - xh * k2);
+                            }
+                        }
+                        else
+                        {
+                            for (int i = 0; i < hw; i++) gxr[i] = gr[i] * w * rs;
+                        }
+                    }
+                }
+            });
+            var list = new List<Tensor?> { new Tensor(gx, shape) };
+            if (weight is not null) list.Add(new Tensor(gw, weight.ShapeArr));
+            if (bias is not null) list.Add(new Tensor(gb, bias.ShapeArr));
+            return [.. list];
+        });
+    }
+}
