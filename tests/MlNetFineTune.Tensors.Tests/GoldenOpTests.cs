@@ -6,6 +6,7 @@ namespace MlNetFineTune.Tensors.Tests;
 /// Every op against PyTorch 1.13.1: forward outputs and the gradients of sum(out * gout) for every
 /// differentiable input, from the fixtures written by tests/golden/generate_golden.py.
 /// </summary>
+[Collection("GlobalKernelState")]
 public class GoldenOpTests
 {
     // fp32 tolerances: |ours - torch| <= atol + rtol * |torch|.
@@ -17,11 +18,28 @@ public class GoldenOpTests
     public static IEnumerable<object[]> OpCases() =>
         GoldenCase.AllNames().Where(n => !Composite.Contains(new GoldenCase(n).Op)).Select(n => new object[] { n });
 
+    private static readonly HashSet<string> KernelOps = ["matmul", "linear", "conv2d", "softmax", "log_softmax", "layer_norm", "gelu", "sum", "mean", "batch_norm2d", "max_pool2d", "avg_pool2d"];
+
+    /// <summary>The SIMD-dispatched kernels (GEMM, conv, row kernels) on every path; above the hardware's level the runtime emulates the vectors.</summary>
+    public static IEnumerable<object[]> KernelCases() =>
+        from n in GoldenCase.AllNames()
+        where KernelOps.Contains(new GoldenCase(n).Op)
+        from level in new[] { Cpu.SimdLevel.Scalar, Cpu.SimdLevel.Vector256, Cpu.SimdLevel.Vector512 }
+        select new object[] { n, level };
+
     [Fact]
     public void FixturesArePresent()
     {
         var names = GoldenCase.AllNames().ToList();
         Assert.True(names.Count >= 200, $"expected the committed golden fixtures, found {names.Count} in {GoldenCase.Directory}");
+    }
+
+    [Theory]
+    [MemberData(nameof(KernelCases))]
+    public void MatchesPyTorchOnEverySimdPath(string name, Cpu.SimdLevel level)
+    {
+        using var _ = Cpu.Simd.Force(level);
+        MatchesPyTorch(name);
     }
 
     [Theory]

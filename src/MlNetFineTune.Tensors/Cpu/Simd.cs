@@ -45,13 +45,15 @@ public static class Simd
     }
 
     /// <summary>
-    /// Caps the kernel path at <paramref name="level"/> (never above what the hardware supports) until the
-    /// returned scope is disposed. Not thread-safe with concurrent kernel calls; meant for tests.
+    /// Uses the <paramref name="level"/> path until the returned scope is disposed. A level above
+    /// <see cref="Hardware"/> still runs correctly (the kernels use only the portable Vector APIs, which the
+    /// runtime emulates in software), only slowly: that is how tests check the Vector512 path on machines
+    /// without AVX-512. Not thread-safe with concurrent kernel calls; meant for tests.
     /// </summary>
     public static IDisposable Force(SimdLevel level)
     {
         var previous = _level;
-        _level = (SimdLevel)Math.Min((int)level, (int)Hardware);
+        _level = level;
         return new Restore(previous);
     }
 
