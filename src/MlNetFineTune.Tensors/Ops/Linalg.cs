@@ -48,7 +48,12 @@ public static partial class Ops
         int m = a.ShapeArr[^2], k = a.ShapeArr[^1], k2 = b.ShapeArr[^2], n = b.ShapeArr[^1];
         if (k != k2)
             throw new ArgumentException($"matmul: shapes {ShapeUtil.Format(a.ShapeArr)} and {ShapeUtil.Format(b.ShapeArr)} are incompatible (inner dimensions {k} and {k2} differ).");
-        var batchShape = ShapeUtil.Broadcast(a.ShapeArr[..^2], b.ShapeArr[..^2], "matmul");
+        int[] batchShape;
+        try { batchShape = ShapeUtil.Broadcast(a.ShapeArr[..^2], b.ShapeArr[..^2], "matmul"); }
+        catch (ArgumentException)
+        {
+            throw new ArgumentException($"matmul: batch dimensions of {ShapeUtil.Format(a.ShapeArr)} and {ShapeUtil.Format(b.ShapeArr)} cannot be broadcast together.");
+        }
         int batch = ShapeUtil.Numel(batchShape);
 
         Tensor ae = a.Detach(), be = b.Detach();
