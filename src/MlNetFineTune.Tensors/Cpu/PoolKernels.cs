@@ -1,0 +1,369 @@
+namespace MlNetFineTune.Tensors.Cpu;
+
+/// <summary>
+/// 2-D pooling and padding kernels on NCHW float arrays with PyTorch semantics (ceil_mode false,
+/// dilation 1). Planes (n, c) are split over <see cref="WorkerPool"/> threads; no reduction crosses planes,
+/// so results never depend on the thread count.
+/// </summary>
+public static class PoolKernels
+{
+    // ------------------------------------------------------------------------------------------------
+    // Output sizes
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Pooling output size (input + 2*pad - kernel) / stride + 1, validated like PyTorch (kernel &gt;= 1,
+    /// stride &gt;= 1, 0 &lt;= pad &lt;= kernel/2, output &gt;= 1).
+    /// </summary>
+    public static int PoolOutputSize(int input, int kernel, int stride, int pad)
+        => OutputSize(input, kernel, stride, pad, "Pool2d", "");
+
+    /// <summary>(OH, OW) of a 2-D max or average pooling; see <see cref="PoolOutputSize"/>.</summary>
+    public static (int OH, int OW) Pool2dOutputSize(int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
+        => Pool2dOutputSize(h, w, kh, kw, sh, sw, ph, pw, "Pool2d");
+
+    private static (int OH, int OW) Pool2dOutputSize(int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        string op)
+    {
+        string geometry = $" (H={h}, W={w}, kernel=({kh}, {kw}), stride=({sh}, {sw}), padding=({ph}, {pw}))";
+        return (OutputSize(h, kh, sh, ph, op, geometry), OutputSize(w, kw, sw, pw, op, geometry));
+    }
+
+    private static int OutputSize(int input, int kernel, int stride, int pad, string op, string geometry)
+    {
+        if (input < 1)
+            throw new ArgumentException($"{op}: input size {input} must be >= 1.{geometry}", nameof(input));
+        if (kernel < 1)
+            throw new ArgumentException($"{op}: kernel size {kernel} must be >= 1.{geometry}", nameof(kernel));
+        if (stride < 1) throw new ArgumentException($"{op}: stride {stride} must be >= 1.{geometry}", nameof(stride));
+        if (pad < 0 || pad > kernel / 2)
+            throw new ArgumentException(
+                $"{op}: padding {pad} must be between 0 and half the kernel size {kernel} (<= {kernel / 2}).{geometry}",
+                nameof(pad));
+        long num = (long)input + 2L * pad - kernel;
+        if (num < 0)
+            throw new ArgumentException(
+                $"{op}: output size would be < 1: input {input} + 2*padding {pad} is smaller than kernel {kernel}.{geometry}",
+                nameof(kernel));
+        return (int)(num / stride + 1);
+    }
+
+    /// <summary>(H + top + bottom, W + left + right); negative pads crop, like torch.nn.ZeroPad2d.</summary>
+    public static (int OH, int OW) ZeroPad2dOutputSize(int h, int w, int left, int right, int top, int bottom)
+    {
+        if (h < 1 || w < 1) throw new ArgumentException($"ZeroPad2d: input H={h}, W={w} must be >= 1.", nameof(h));
+        long oh = (long)h + top + bottom, ow = (long)w + left + right;
+        if (oh < 1 || ow < 1 || oh > Array.MaxLength || ow > Array.MaxLength)
+            throw new ArgumentException(
+                $"ZeroPad2d: output size ({oh}, {ow}) is invalid for H={h}, W={w}, left={left}, right={right}, " +
+                $"top={top}, bottom={bottom}.", nameof(left));
+        return ((int)oh, (int)ow);
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Max pooling
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// y[N, C, OH, OW] = max over each window of x[N, C, H, W]; padding acts as -inf. A NaN wins (the last
+    /// one in row-major order, as PyTorch), and among equal values the first wins. argmax[N, C, OH, OW] gets the flat index ih*W + iw of
+    /// the chosen element within its H*W plane (as PyTorch's return_indices).
+    /// </summary>
+    public static void MaxPool2dForward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        float[] x, float[] y, int[] argmax)
+    {
+        var (oh, ow) = CheckPool(n, c, h, w, kh, kw, sh, sw, ph, pw, "MaxPool2d");
+        CheckLength(x, (long)n * c * h * w, nameof(x), "N*C*H*W", "MaxPool2d");
+        CheckLength(y, (long)n * c * oh * ow, nameof(y), "N*C*OH*OW", "MaxPool2d");
+        CheckLength(argmax, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
+        int hw = h * w, op = oh * ow;
+        WorkerPool.For(n * c, ConvKernels.MinChunk((long)op * kh * kw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var xp = new ReadOnlySpan<float>(x, p * hw, hw);
+                var yp = y.AsSpan(p * op, op);
+                var ap = argmax.AsSpan(p * op, op);
+                for (int yo = 0; yo < oh; yo++)
+                {
+                    int ih0 = yo * sh - ph, ih1 = Math.Min(ih0 + kh, h);
+                    ih0 = Math.Max(ih0, 0);
+                    for (int xo = 0; xo < ow; xo++)
+                    {
+                        int iw0 = xo * sw - pw, iw1 = Math.Min(iw0 + kw, w);
+                        iw0 = Math.Max(iw0, 0);
+                        int best = ih0 * w + iw0;
+                        float max = float.NegativeInfinity;
+                        for (int ih = ih0; ih < ih1; ih++)
+                        {
+                            int rowBase = ih * w;
+                            for (int iw = iw0; iw < iw1; iw++)
+                            {
+                                float v = xp[rowBase + iw];
+                                if (v > max || float.IsNaN(v))
+                                {
+                                    max = v;
+                                    best = rowBase + iw;
+                                }
+                            }
+                        }
+                        yp[yo * ow + xo] = max;
+                        ap[yo * ow + xo] = best;
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// gx[N, C, H, W] = 0, then gx[plane, argmax[i]] += gy[i] for every output i (overlapping windows sum).
+    /// Takes the forward's geometry; argmax is what <see cref="MaxPool2dForward"/> wrote.
+    /// </summary>
+    public static void MaxPool2dBackward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        float[] gy, int[] argmax, float[] gx)
+    {
+        var (oh, ow) = CheckPool(n, c, h, w, kh, kw, sh, sw, ph, pw, "MaxPool2d");
+        CheckLength(gy, (long)n * c * oh * ow, nameof(gy), "N*C*OH*OW", "MaxPool2d");
+        CheckLength(argmax, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
+        CheckLength(gx, (long)n * c * h * w, nameof(gx), "N*C*H*W", "MaxPool2d");
+        int hw = h * w, op = oh * ow;
+        WorkerPool.For(n * c, ConvKernels.MinChunk(op + hw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var gxp = gx.AsSpan(p * hw, hw);
+                var gyp = new ReadOnlySpan<float>(gy, p * op, op);
+                var ap = new ReadOnlySpan<int>(argmax, p * op, op);
+                gxp.Clear();
+                for (int i = 0; i < op; i++)
+                {
+                    int idx = ap[i];
+                    if ((uint)idx >= (uint)hw)
+                        throw new ArgumentException(
+                            $"MaxPool2d: argmax[{p * op + i}] = {idx} is outside the H*W = {hw} plane.", nameof(argmax));
+                    gxp[idx] += gyp[i];
+                }
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Average pooling
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// y = mean over each window of x. The divisor is the window size kh*kw when
+    /// <paramref name="countIncludePad"/>, else the number of in-bounds elements (PyTorch's count_include_pad).
+    /// </summary>
+    public static void AvgPool2dForward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        bool countIncludePad, float[] x, float[] y)
+    {
+        var (oh, ow) = CheckPool(n, c, h, w, kh, kw, sh, sw, ph, pw, "AvgPool2d");
+        CheckLength(x, (long)n * c * h * w, nameof(x), "N*C*H*W", "AvgPool2d");
+        CheckLength(y, (long)n * c * oh * ow, nameof(y), "N*C*OH*OW", "AvgPool2d");
+        int hw = h * w, op = oh * ow;
+        WorkerPool.For(n * c, ConvKernels.MinChunk((long)op * kh * kw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var xp = new ReadOnlySpan<float>(x, p * hw, hw);
+                var yp = y.AsSpan(p * op, op);
+                for (int yo = 0; yo < oh; yo++)
+                for (int xo = 0; xo < ow; xo++)
+                {
+                    var win = Window(yo, xo, h, w, kh, kw, sh, sw, ph, pw, countIncludePad);
+                    if (win.Divisor == 0)
+                    {
+                        yp[yo * ow + xo] = 0;
+                        continue;
+                    }
+                    float sum = 0;
+                    for (int ih = win.H0; ih < win.H1; ih++)
+                    for (int iw = win.W0; iw < win.W1; iw++)
+                        sum += xp[ih * w + iw];
+                    yp[yo * ow + xo] = sum / win.Divisor;
+                }
+            }
+        });
+    }
+
+    /// <summary>gx = 0, then each gy[window] / divisor is added to every in-bounds element of its window.</summary>
+    public static void AvgPool2dBackward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        bool countIncludePad, float[] gy, float[] gx)
+    {
+        var (oh, ow) = CheckPool(n, c, h, w, kh, kw, sh, sw, ph, pw, "AvgPool2d");
+        CheckLength(gy, (long)n * c * oh * ow, nameof(gy), "N*C*OH*OW", "AvgPool2d");
+        CheckLength(gx, (long)n * c * h * w, nameof(gx), "N*C*H*W", "AvgPool2d");
+        int hw = h * w, op = oh * ow;
+        WorkerPool.For(n * c, ConvKernels.MinChunk((long)op * kh * kw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var gxp = gx.AsSpan(p * hw, hw);
+                var gyp = new ReadOnlySpan<float>(gy, p * op, op);
+                gxp.Clear();
+                for (int yo = 0; yo < oh; yo++)
+                for (int xo = 0; xo < ow; xo++)
+                {
+                    var win = Window(yo, xo, h, w, kh, kw, sh, sw, ph, pw, countIncludePad);
+                    if (win.Divisor == 0) continue;
+                    float g = gyp[yo * ow + xo] / win.Divisor;
+                    for (int ih = win.H0; ih < win.H1; ih++)
+                    for (int iw = win.W0; iw < win.W1; iw++)
+                        gxp[ih * w + iw] += g;
+                }
+            }
+        });
+    }
+
+    private readonly record struct PoolWindow(int H0, int H1, int W0, int W1, int Divisor);
+
+    private static PoolWindow Window(int yo, int xo, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        bool countIncludePad)
+    {
+        // Mirrors PyTorch's avg_pool2d: the window is clipped to the padded input for the divisor and to the
+        // input for the sum.
+        int ih0 = yo * sh - ph, iw0 = xo * sw - pw;
+        int ih1 = Math.Min(ih0 + kh, h + ph), iw1 = Math.Min(iw0 + kw, w + pw);
+        int poolSize = (ih1 - ih0) * (iw1 - iw0);
+        ih0 = Math.Max(ih0, 0);
+        iw0 = Math.Max(iw0, 0);
+        ih1 = Math.Min(ih1, h);
+        iw1 = Math.Min(iw1, w);
+        if (ih0 >= ih1 || iw0 >= iw1) return new PoolWindow(0, 0, 0, 0, 0);
+        return new PoolWindow(ih0, ih1, iw0, iw1, countIncludePad ? poolSize : (ih1 - ih0) * (iw1 - iw0));
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Global average pooling
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>(N, C) -&gt; y[N, C] = mean of each H*W plane of x[N, C, H, W].</summary>
+    public static void GlobalAvgPoolForward(int n, int c, int h, int w, float[] x, float[] y)
+    {
+        CheckPlanes(n, c, h, w, "GlobalAvgPool");
+        CheckLength(x, (long)n * c * h * w, nameof(x), "N*C*H*W", "GlobalAvgPool");
+        CheckLength(y, (long)n * c, nameof(y), "N*C", "GlobalAvgPool");
+        int hw = h * w;
+        var level = Simd.Level;
+        WorkerPool.For(n * c, ConvKernels.MinChunk(hw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+                y[p] = ConvKernels.Sum(new ReadOnlySpan<float>(x, p * hw, hw), level) / hw;
+        });
+    }
+
+    /// <summary>gx[n, c, :, :] = gy[n, c] / (H*W) (gx is overwritten).</summary>
+    public static void GlobalAvgPoolBackward(int n, int c, int h, int w, float[] gy, float[] gx)
+    {
+        CheckPlanes(n, c, h, w, "GlobalAvgPool");
+        CheckLength(gy, (long)n * c, nameof(gy), "N*C", "GlobalAvgPool");
+        CheckLength(gx, (long)n * c * h * w, nameof(gx), "N*C*H*W", "GlobalAvgPool");
+        int hw = h * w;
+        WorkerPool.For(n * c, ConvKernels.MinChunk(hw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++) gx.AsSpan(p * hw, hw).Fill(gy[p] / hw);
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Zero padding
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// y[N, C, H+top+bottom, W+left+right] = x surrounded by zeros; negative pads crop (torch.nn.ZeroPad2d).
+    /// </summary>
+    public static void ZeroPad2dForward(int n, int c, int h, int w, int left, int right, int top, int bottom,
+        float[] x, float[] y)
+    {
+        CheckPlanes(n, c, h, w, "ZeroPad2d");
+        var (oh, ow) = ZeroPad2dOutputSize(h, w, left, right, top, bottom);
+        CheckLength(x, (long)n * c * h * w, nameof(x), "N*C*H*W", "ZeroPad2d");
+        CheckLength(y, (long)n * c * oh * ow, nameof(y), "N*C*OH*OW", "ZeroPad2d");
+        int hw = h * w, op = oh * ow;
+        int lo = Math.Max(0, left), hi = (int)Math.Min(ow, (long)w + left); // output columns taken from x
+        WorkerPool.For(n * c, ConvKernels.MinChunk(op), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var xp = new ReadOnlySpan<float>(x, p * hw, hw);
+                var yp = y.AsSpan(p * op, op);
+                for (int yo = 0; yo < oh; yo++)
+                {
+                    var row = yp.Slice(yo * ow, ow);
+                    int ih = yo - top;
+                    if ((uint)ih >= (uint)h || hi <= lo)
+                    {
+                        row.Clear();
+                        continue;
+                    }
+                    row.Slice(0, lo).Clear();
+                    xp.Slice(ih * w + lo - left, hi - lo).CopyTo(row.Slice(lo));
+                    row.Slice(hi).Clear();
+                }
+            }
+        });
+    }
+
+    /// <summary>gx[N, C, H, W] = the matching crop of gy (zero where the input was cropped away).</summary>
+    public static void ZeroPad2dBackward(int n, int c, int h, int w, int left, int right, int top, int bottom,
+        float[] gy, float[] gx)
+    {
+        CheckPlanes(n, c, h, w, "ZeroPad2d");
+        var (oh, ow) = ZeroPad2dOutputSize(h, w, left, right, top, bottom);
+        CheckLength(gy, (long)n * c * oh * ow, nameof(gy), "N*C*OH*OW", "ZeroPad2d");
+        CheckLength(gx, (long)n * c * h * w, nameof(gx), "N*C*H*W", "ZeroPad2d");
+        int hw = h * w, op = oh * ow;
+        int lo = Math.Max(0, -left), hi = (int)Math.Min(w, (long)ow - left); // input columns that survive
+        WorkerPool.For(n * c, ConvKernels.MinChunk(hw), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var gyp = new ReadOnlySpan<float>(gy, p * op, op);
+                var gxp = gx.AsSpan(p * hw, hw);
+                for (int ih = 0; ih < h; ih++)
+                {
+                    var row = gxp.Slice(ih * w, w);
+                    int yo = ih + top;
+                    if ((uint)yo >= (uint)oh || hi <= lo)
+                    {
+                        row.Clear();
+                        continue;
+                    }
+                    row.Slice(0, lo).Clear();
+                    gyp.Slice(yo * ow + lo + left, hi - lo).CopyTo(row.Slice(lo));
+                    row.Slice(hi).Clear();
+                }
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Validation
+    // ------------------------------------------------------------------------------------------------
+
+    private static void CheckPlanes(int n, int c, int h, int w, string op)
+    {
+        if (n < 0 || c < 1 || h < 1 || w < 1)
+            throw new ArgumentException($"{op}: N={n} must be >= 0 and C={c}, H={h}, W={w} must be >= 1.", nameof(n));
+        if ((long)n * c * h * w > Array.MaxLength)
+            throw new ArgumentException($"{op}: N*C*H*W = {(long)n * c * h * w} elements is too large.", nameof(n));
+    }
+
+    private static (int OH, int OW) CheckPool(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        string op)
+    {
+        CheckPlanes(n, c, h, w, op);
+        var r = Pool2dOutputSize(h, w, kh, kw, sh, sw, ph, pw, op);
+        if ((long)n * c * r.OH * r.OW > Array.MaxLength)
+            throw new ArgumentException($"{op}: N*C*OH*OW = {(long)n * c * r.OH * r.OW} elements is too large.", nameof(n));
+        return r;
+    }
+
+    private static void CheckLength(Array a, long expected, string name, string formula, string op)
+    {
+        ArgumentNullException.ThrowIfNull(a, name);
+        if (a.Length != expected)
+            throw new ArgumentException($"{op}: {name} has length {a.Length} but {formula} = {expected}.", name);
+    }
+}
