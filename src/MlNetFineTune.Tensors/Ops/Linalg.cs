@@ -42,6 +42,7 @@ public static partial class Ops
     {
         RequireFloat(a, "matmul", "a"); RequireFloat(b, "matmul", "b");
         if (a.Rank == 0 || b.Rank == 0) throw new ArgumentException($"matmul: both operands need at least one dimension, got {ShapeUtil.Format(a.ShapeArr)} and {ShapeUtil.Format(b.ShapeArr)}.");
+        if (a.Rank == 1 && b.Rank == 1) return Reshape(MatMul(Unsqueeze(a, 0), Unsqueeze(b, 1)), []);
         if (a.Rank == 1) return Squeeze(MatMul(Unsqueeze(a, 0), b), -2);
         if (b.Rank == 1) return Squeeze(MatMul(a, Unsqueeze(b, 1)), -1);
 

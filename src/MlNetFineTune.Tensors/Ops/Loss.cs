@@ -30,6 +30,8 @@ public static partial class Ops
             throw new ArgumentException($"cross_entropy: target {ShapeUtil.Format(target.ShapeArr)} must be [{n}] for logits {ShapeUtil.Format(logits.ShapeArr)}.");
         if (labelSmoothing < 0 || labelSmoothing > 1) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), $"cross_entropy: label smoothing {labelSmoothing} must be in [0, 1].");
         if (weight is not null && weight.Numel != c) throw new ArgumentException($"cross_entropy: weight {ShapeUtil.Format(weight.ShapeArr)} must have {c} elements.");
+        if (weight is not null && Tensor.AnyRequiresGrad(weight))
+            throw new ArgumentException("cross_entropy: class weights are constants here; pass weight.Detach().");
         var y = IndexData(target, "cross_entropy");
         var x = logits.Dense<float>();
         var w = weight?.Dense<float>();
@@ -108,6 +110,8 @@ public static partial class Ops
         RequireFloat(target, "binary_cross_entropy_with_logits", "target");
         if (!ShapeUtil.SameShape(logits.ShapeArr, target.ShapeArr))
             throw new ArgumentException($"binary_cross_entropy_with_logits: logits {ShapeUtil.Format(logits.ShapeArr)} and target {ShapeUtil.Format(target.ShapeArr)} differ.");
+        if (posWeight is not null && Tensor.AnyRequiresGrad(posWeight))
+            throw new ArgumentException("binary_cross_entropy_with_logits: pos_weight is a constant here; pass posWeight.Detach().");
         var shape = logits.ShapeArr;
         var x = logits.Dense<float>();
         var t = target.Dense<float>();
