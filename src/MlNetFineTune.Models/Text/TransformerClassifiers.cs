@@ -50,7 +50,7 @@ public sealed class TransformerClassifier : Module
         float p = config.Family == TransformerFamily.DistilBert
             ? (head == TransformerHead.SequenceClassification ? config.ClassifierDropout ?? 0.2f : config.HiddenDropout)
             : config.ClassifierDropout ?? config.HiddenDropout;
-        _dropout = new Dropout(p, rng.Fork());
+        _dropout = RegisterModule("dropout", new Dropout(p, rng.Fork()));
         if (head == TransformerHead.SequenceClassification && config.Family == TransformerFamily.Roberta)
         {
             var c = RegisterModule("classifier", new TransformerEncoder.Container());
@@ -84,7 +84,6 @@ public sealed class TransformerClassifier : Module
     /// <summary>Logits: [batch, labels] for sequences, [batch, seq, labels] for tokens.</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null)
     {
-        _dropout.Train(Training);
         var hidden = Encoder.Forward(inputIds, attentionMask, tokenTypeIds);
         if (Head == TransformerHead.TokenClassification)
             return _classifier.Forward(_dropout.Forward(hidden));

@@ -111,7 +111,7 @@ public sealed class TransformerEncoder : Module
             if (c.TypeVocabSize > 0)
                 _tokenType = RegisterModule("token_type_embeddings", new Embedding(c.TypeVocabSize, c.HiddenSize, rng, null, c.InitializerRange));
             _norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
-            _dropout = new Dropout(c.HiddenDropout, rng.Fork());
+            _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropout, rng.Fork()));
         }
 
         public Tensor Forward(Tensor ids, Tensor? types)
@@ -142,7 +142,6 @@ public sealed class TransformerEncoder : Module
                 h = Ops.Add(h, _tokenType.Forward(types ?? Tensor.FromArray(new long[b * s], b, s)));
             else if (types is not null)
                 throw new ArgumentException($"{_c.ModelType} has no token type embeddings; pass no token type ids.");
-            _dropout.Train(Training);
             return _dropout.Forward(_norm.Forward(h));
         }
     }
@@ -187,14 +186,12 @@ public sealed class TransformerEncoder : Module
                 _ffnOut = output.Add("dense", NewLinear(c, rng, c.IntermediateSize, h));
                 _outNorm = output.Add("LayerNorm", new LayerNorm(h, c.LayerNormEps));
             }
-            _attnDropout = new Dropout(c.AttentionDropout, rng.Fork());
-            _hiddenDropout = new Dropout(c.HiddenDropout, rng.Fork());
+            _attnDropout = RegisterModule("attention_dropout", new Dropout(c.AttentionDropout, rng.Fork()));
+            _hiddenDropout = RegisterModule("dropout", new Dropout(c.HiddenDropout, rng.Fork()));
         }
 
         public Tensor Forward(Tensor x, Tensor? extMask)
         {
-            _attnDropout.Train(Training);
-            _hiddenDropout.Train(Training);
             int b = x.Shape[0], s = x.Shape[1], nh = _c.NumHeads, dh = _c.HeadDim;
             Tensor Heads(Tensor t) => t.Reshape(b, s, nh, dh).Permute(0, 2, 1, 3);
             var q = Heads(_q.Forward(x));

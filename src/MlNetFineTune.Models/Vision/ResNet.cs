@@ -83,6 +83,43 @@ public sealed class ResNet : Module, IImageBackbone
         if (includeClassifier) Fc = RegisterModule("fc", new Linear(inplanes, config.NumClasses, rng));
     }
 
+    /// <summary>
+    /// Infers the architecture of a torchvision ResNet state dict (block type from <c>layer1.0.conv3</c>,
+    /// stage depths from the block indices, widths from the conv shapes, classes from <c>fc</c>), builds it
+    /// and loads the weights. Shape errors name the parameter and both shapes.
+    /// </summary>
+    public static ResNet FromStateDict(IReadOnlyDictionary<string, Tensor> state, Rng rng, string source = "checkpoint")
+    {
+        bool bottleneck = state.ContainsKey("layer1.0.conv3.weight");
+        var layers = new List<int>();
+        var widths = new List<int>();
+        for (int s = 1; ; s++)
+        {
+            int blocks = 0;
+            while (state.ContainsKey($"layer{s}.{blocks}.conv1.weight")) blocks++;
+            if (blocks == 0) break;
+            layers.Add(blocks);
+            widths.Add(state[$"layer{s}.0.conv1.weight"].Shape[0]);
+        }
+        if (layers.Count == 0 || !state.ContainsKey("conv1.weight"))
+            throw new InvalidDataException($"{source}: not a torchvision ResNet state dict (no conv1.weight / layer1.0.conv1.weight).");
+        if (state["conv1.weight"].Shape[0] != widths[0])
+            throw new InvalidDataException($"{source}: stem width {state["conv1.weight"].Shape[0]} differs from layer1 width {widths[0]}; not a torchvision ResNet layout.");
+        bool hasFc = state.TryGetValue("fc.weight", out var fc);
+        var config = new ResNetConfig(bottleneck ? ResNetBlock.Bottleneck : ResNetBlock.Basic, [.. layers], [.. widths], hasFc ? fc!.Shape[0] : 1000);
+        var model = new ResNet(config, rng, includeClassifier: hasFc);
+        var own = model.StateDict();
+        var toLoad = state.Where(kv => own.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).ToList();
+        var missing = own.Keys.Where(k => !state.ContainsKey(k) && !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new InvalidDataException($"{source}: ResNet state dict does not match the inferred {config.Block} {string.Join("-", layers)} layout: " +
+                $"missing [{string.Join(", ", missing.Take(5))}], unexpected [{string.Join(", ", unexpected.Take(5))}].");
+        try { model.LoadStateDict(toLoad, strict: false); }
+        catch (InvalidDataException ex) { throw new InvalidDataException($"{source}: {ex.Message}", ex); }
+        return model;
+    }
+
     internal static Conv2d KaimingConv(int cin, int cout, int k, Rng rng, int stride = 1, int padding = 0)
     {
         var conv = new Conv2d(cin, cout, (k, k), rng, (stride, stride), (padding, padding), bias: false);

@@ -1,0 +1,291 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using MlNetFineTune.Data;
+using MlNetFineTune.Metrics;
+using MlNetFineTune.Tensors;
+using MlNetFineTune.Training;
+
+namespace MlNetFineTune.Text;
+
+/// <summary>Options of the NER trainer; null values take the backbone's defaults (GloVe: 8 epochs at 2e-3; transformers: 3 at 5e-5).</summary>
+public sealed record NerOptions
+{
+    /// <summary><c>default</c>, <c>scratch</c>, a Hugging Face model directory or <c>hf://owner/name</c>.</summary>
+    public string Model { get; init; } = "default";
+    /// <summary>Passes over the data.</summary>
+    public int? Epochs { get; init; }
+    /// <summary>Sentences per step.</summary>
+    public int? BatchSize { get; init; }
+    /// <summary>Peak learning rate.</summary>
+    public double? LearningRate { get; init; }
+    /// <summary>Tokens kept per sentence (longer ones are truncated and counted; cut words are tagged O).</summary>
+    public int? MaxLength { get; init; }
+    /// <summary>Fraction of sentences held out when no validation set is given.</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+    /// <summary>Train the word vectors too (GloVe backbone only).</summary>
+    public bool TrainWordVectors { get; init; }
+    /// <summary>Everything else the training loop offers.</summary>
+    public TrainingOptions Training { get; init; } = new();
+}
+
+/// <summary>A found entity with its character span in the input text.</summary>
+public sealed record NerEntity(string Type, string Text, int Start, int End);
+
+/// <summary>A tagged word with its character span.</summary>
+public sealed record NerWord(string Text, int Start, int End, string Tag, float Confidence);
+
+/// <summary>A sentence's prediction: a tag per word and the entities they spell.</summary>
+public sealed record NerPrediction(IReadOnlyList<NerWord> Words, IReadOnlyList<NerEntity> Entities);
+
+/// <summary>Entity-level metrics (exact span and type, as seqeval) plus counts.</summary>
+public sealed record NerEvaluation(NerMetrics Metrics, int Sentences, int TruncatedCount, int UnknownTagCount)
+{
+    /// <summary>The metric object written to metrics.json (entityF1, entityPrecision, entityRecall, perType, ...).</summary>
+    public Dictionary<string, object> ToDictionary()
+    {
+        var d = Metrics.ToDictionary();
+        d["truncated"] = TruncatedCount;
+        d["unknownTags"] = UnknownTagCount;
+        return d;
+    }
+}
+
+/// <summary>Fine-tunes a backbone with a token-classification head; labels go on each word's first token.</summary>
+public sealed class NerTrainer
+{
+    private readonly NerOptions _options;
+    private readonly int _seed;
+
+    internal NerTrainer(NerOptions options, int seed)
+    {
+        _options = options;
+        _seed = seed;
+    }
+
+    /// <summary>Trains and returns the best epoch's model.</summary>
+    public NerModel Fit(NerDataset train, NerDataset? validation = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        train.EnsureTrainable();
+        if (validation is null)
+        {
+            var split = train.Split(_options.ValidationFraction, _seed);
+            (train, validation) = (split.Train, split.Validation);
+        }
+        var tags = train.Tags;
+        var rng = new Rng((ulong)_seed);
+        var backbone = TextBackbones.Create(_options.Model, TextHeadKind.Token, tags.Count, _options.MaxLength, _options.TrainWordVectors, rng);
+        bool transformer = backbone.Kind == "transformer";
+        var defaults = new TrainingOptions();
+        var t = _options.Training;
+        var training = t with
+        {
+            Epochs = _options.Epochs ?? (t != defaults ? t.Epochs : transformer ? 3 : 8),
+            BatchSize = _options.BatchSize ?? t.BatchSize,
+            LearningRate = _options.LearningRate ?? (t.LearningRate != defaults.LearningRate ? t.LearningRate : transformer ? 5e-5 : 2e-3),
+            Seed = _seed,
+        };
+        var task = new NerTask(backbone, train, validation, tags);
+        var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);
+        return new NerModel(backbone, tags, outcome, training, _options);
+    }
+}
+
+/// <summary>The training task for token classification.</summary>
+internal sealed class NerTask : ITrainingTask
+{
+    internal const long Ignore = -100;
+    private readonly TextBackbone _backbone;
+    private readonly EncodedText[] _train;
+    private readonly long[][] _trainTargets;
+    private readonly NerDataset _validation;
+    private readonly LabelVocabulary _tags;
+
+    public NerTask(TextBackbone backbone, NerDataset train, NerDataset validation, LabelVocabulary tags)
+    {
+        _backbone = backbone;
+        _tags = tags;
+        _validation = validation;
+        _train = new EncodedText[train.Count];
+        _trainTargets = new long[train.Count][];
+        for (int i = 0; i < train.Count; i++)
+        {
+            var s = train[i];
+            var e = backbone.EncodeWords(s.Tokens);
+            _train[i] = e;
+            _trainTargets[i] = Targets(e, s.Tags, tags);
+        }
+    }
+
+    /// <summary>The tag id on the first token of each word, -100 (ignored) elsewhere.</summary>
+    internal static long[] Targets(EncodedText e, IReadOnlyList<string> wordTags, LabelVocabulary tags)
+    {
+        var t = new long[e.Length];
+        int previous = -1;
+        for (int k = 0; k < e.Length; k++)
+        {
+            int w = e.WordIds[k];
+            bool first = w >= 0 && w != previous;
+            t[k] = first && tags.TryGetId(wordTags[w], out var id) ? id : Ignore;
+            if (w >= 0) previous = w;
+        }
+        return t;
+    }
+
+    public Models.Nn.Module Model => _backbone.Model;
+    public IReadOnlyList<string> BackboneLayerGroups => _backbone.LayerGroups;
+    public IReadOnlySet<string> FixedParameters => _backbone.FixedParameters;
+    public int TrainingExampleCount => _train.Length;
+    public int? LengthOf(int example) => _train[example].Length;
+
+    public Tensor Loss(IReadOnlyList<int> examples)
+    {
+        var batch = examples.Select(i => _train[i]).ToArray();
+        var logits = _backbone.Logits(batch); // [B, S, C]
+        int b = logits.Shape[0], s = logits.Shape[1], c = logits.Shape[2];
+        var target = new long[b * s];
+        Array.Fill(target, Ignore);
+        for (int i = 0; i < b; i++)
+        {
+            var tt = _trainTargets[examples[i]];
+            Array.Copy(tt, 0, target, i * s, tt.Length);
+        }
+        return Ops.CrossEntropy(logits.Reshape(b * s, c), Tensor.FromArray(target), ignoreIndex: (int)Ignore);
+    }
+
+    public Evaluation Validate(CancellationToken cancellationToken)
+    {
+        var (metrics, _) = NerInference.Evaluate(_backbone, _tags, _validation, cancellationToken);
+        return new Evaluation(metrics.EntityF1, new Dictionary<string, double>
+        {
+            ["entityF1"] = metrics.EntityF1, ["entityPrecision"] = metrics.EntityPrecision,
+            ["entityRecall"] = metrics.EntityRecall, ["tokenAccuracy"] = metrics.TokenAccuracy,
+        });
+    }
+}
+
+internal static class NerInference
+{
+    /// <summary>Tag and confidence per word for each sentence (words cut by truncation get O with confidence 0).</summary>
+    public static (string Tag, float Confidence)[][] Tag(TextBackbone backbone, LabelVocabulary tags, IReadOnlyList<IReadOnlyList<string>> sentences, out int truncated, CancellationToken ct = default)
+    {
+        var encoded = sentences.Select(backbone.EncodeWords).ToArray();
+        truncated = encoded.Count(e => e.Truncated);
+        var result = new (string, float)[sentences.Count][];
+        backbone.Model.Eval();
+        var order = Enumerable.Range(0, encoded.Length).OrderBy(i => encoded[i].Length).ToArray();
+        using (Tensor.NoGrad())
+        {
+            for (int start = 0; start < order.Length; start += TextInference.BatchSize)
+            {
+                ct.ThrowIfCancellationRequested();
+                var idx = order[start..Math.Min(order.Length, start + TextInference.BatchSize)];
+                var logits = backbone.Logits(idx.Select(i => encoded[i]).ToArray());
+                var probs = Ops.Softmax(logits, -1).ToArray();
+                int s = logits.Shape[1], c = logits.Shape[2];
+                for (int k = 0; k < idx.Length; k++)
+                {
+                    int i = idx[k];
+                    var words = new (string, float)[sentences[i].Count];
+                    Array.Fill(words, ("O", 0f));
+                    var e = encoded[i];
+                    int previous = -1;
+                    for (int t = 0; t < e.Length; t++)
+                    {
+                        int w = e.WordIds[t];
+                        if (w < 0 || w == previous) continue;
+                        previous = w;
+                        int off = (k * s + t) * c, best = 0;
+                        for (int j = 1; j < c; j++) if (probs[off + j] > probs[off + best]) best = j;
+                        words[w] = (tags[best], probs[off + best]);
+                    }
+                    result[i] = words;
+                }
+            }
+        }
+        return result;
+    }
+
+    public static (NerMetrics Metrics, int Truncated) Evaluate(TextBackbone backbone, LabelVocabulary tags, NerDataset data, CancellationToken ct)
+    {
+        var predicted = Tag(backbone, tags, data.Sentences.Select(s => s.Tokens).ToArray(), out int truncated, ct);
+        var metrics = NerMetrics.Compute(data.Sentences.Select(s => s.Tags).ToArray(), predicted.Select(p => (IReadOnlyList<string>)p.Select(x => x.Tag).ToArray()).ToArray());
+        return (metrics, truncated);
+    }
+}
+
+/// <summary>A trained NER model: tags words, finds entities with character spans, evaluates, saves.</summary>
+public sealed class NerModel
+{
+    private static readonly Regex WordPattern = new(@"\w+(?:['’]\w+)*|[^\w\s]", RegexOptions.Compiled);
+    private readonly TextBackbone _backbone;
+    private readonly TrainingOptions? _training;
+    private readonly NerOptions? _options;
+
+    internal NerModel(TextBackbone backbone, LabelVocabulary tags, TrainingOutcome? outcome, TrainingOptions? training, NerOptions? options)
+    {
+        _backbone = backbone;
+        Tags = tags;
+        Outcome = outcome;
+        _training = training;
+        _options = options;
+    }
+
+    /// <summary>Tag names by id (O first).</summary>
+    public LabelVocabulary Tags { get; }
+    /// <summary>The training run (null for a loaded model).</summary>
+    public TrainingOutcome? Outcome { get; }
+    /// <summary>"glove", "scratch" or "transformer".</summary>
+    public string BackboneKind => _backbone.Kind;
+
+    /// <summary>Splits raw text into words (letters/digits runs and single punctuation marks) and tags them.</summary>
+    public NerPrediction Predict(string text)
+    {
+        var matches = WordPattern.Matches(text ?? "");
+        var words = matches.Select(m => m.Value).ToArray();
+        var tagged = NerInference.Tag(_backbone, Tags, [words], out _)[0];
+        var nerWords = matches.Select((m, i) => new NerWord(m.Value, m.Index, m.Index + m.Length, tagged[i].Tag, tagged[i].Confidence)).ToArray();
+        var entities = NerMetrics.GetEntities(tagged.Select(t => t.Tag).ToArray())
+            .Select(en => new NerEntity(en.Type, text![nerWords[en.Start].Start..nerWords[en.End].End], nerWords[en.Start].Start, nerWords[en.End].End))
+            .ToArray();
+        return new NerPrediction(nerWords, entities);
+    }
+
+    /// <summary>Tags already-split sentences.</summary>
+    public IReadOnlyList<IReadOnlyList<string>> PredictTags(IReadOnlyList<IReadOnlyList<string>> sentences) =>
+        NerInference.Tag(_backbone, Tags, sentences, out _).Select(s => (IReadOnlyList<string>)s.Select(x => x.Tag).ToArray()).ToArray();
+
+    /// <summary>Entity-level metrics on tagged sentences; tags the model never saw are counted.</summary>
+    public NerEvaluation Evaluate(NerDataset data, CancellationToken cancellationToken = default)
+    {
+        int unknown = data.Sentences.Sum(s => s.Tags.Count(t => !Tags.Contains(t)));
+        var (metrics, truncated) = NerInference.Evaluate(_backbone, Tags, data, cancellationToken);
+        return new NerEvaluation(metrics, data.Count, truncated, unknown);
+    }
+
+    /// <summary>Writes model.zip (atomically).</summary>
+    public void Save(string path)
+    {
+        var manifest = new JsonObject
+        {
+            ["task"] = "ner",
+            ["labels"] = new JsonArray(Tags.Labels.Select(l => (JsonNode)l).ToArray()),
+        };
+        if (_training is not null) manifest["training"] = System.Text.Json.JsonSerializer.SerializeToNode(_training);
+        if (_options is not null) manifest["model"] = _options.Model;
+        if (Outcome is not null) manifest["bestEpoch"] = Outcome.BestEpoch;
+        var files = new Dictionary<string, byte[]>();
+        _backbone.Describe(manifest, files);
+        new ModelPackage(manifest, _backbone.Model.StateDict(), files).Save(path, _backbone.HalfPrecisionWeights);
+    }
+
+    /// <summary>Reads a model.zip written by <see cref="Save"/>.</summary>
+    public static NerModel Load(string path)
+    {
+        var package = ModelPackage.Load(path);
+        var task = package.Manifest["task"]?.GetValue<string>();
+        if (task != "ner") throw new InvalidDataException($"{path}: holds a '{task}' model, not NER.");
+        var tags = new LabelVocabulary(package.Manifest["labels"]!.AsArray().Select(n => n!.GetValue<string>()));
+        return new NerModel(TextBackbones.FromPackage(package, TextHeadKind.Token, tags.Count, path), tags, null, null, null);
+    }
+}

@@ -1,0 +1,46 @@
+using MlNetFineTune.Models.Hub;
+using MlNetFineTune.Models.Text;
+using MlNetFineTune.Tensors;
+
+namespace MlNetFineTune.Text;
+
+/// <summary>Chooses and rebuilds text backbones from a model spec or a model.zip.</summary>
+internal static class TextBackbones
+{
+    /// <summary>Files a Hugging Face text model directory may hold (the first two at least).</summary>
+    private static readonly string[] HubWanted = ["config.json"];
+    private static readonly string[] HubOptional = ["model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+    public static TextBackbone Create(string spec, TextHeadKind head, int numLabels, int? maxLength, bool trainWordVectors, Rng rng)
+    {
+        spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim();
+        if (spec is "default" or "glove" or "scratch")
+        {
+            var options = new GloveEncoderOptions { MaxLength = maxLength ?? 256, FreezeEmbeddings = !trainWordVectors };
+            return GloveBackbone.Create(spec == "scratch", head, numLabels, options, rng);
+        }
+        string dir = ResolveDirectory(spec);
+        return TransformerBackbone.Create(dir, head, numLabels, maxLength ?? 128, rng);
+    }
+
+    /// <summary>A local directory, or an hf:// reference fetched into the cache.</summary>
+    public static string ResolveDirectory(string spec)
+    {
+        var source = ModelSource.Parse(spec);
+        if (!source.IsHub) return source.LocalPath!;
+        using var resolver = new ModelResolver(new HubOptions());
+        return resolver.ResolveDirectoryAsync(source, HubWanted, HubOptional).GetAwaiter().GetResult();
+    }
+
+    public static TextBackbone FromPackage(ModelPackage package, TextHeadKind head, int numLabels, string path)
+    {
+        var kind = package.Manifest["backbone"]?["kind"]?.GetValue<string>()
+            ?? throw new InvalidDataException($"{path}: the manifest has no backbone.kind.");
+        return kind switch
+        {
+            "glove" or "scratch" => GloveBackbone.FromPackage(package, head, numLabels),
+            "transformer" => TransformerBackbone.FromPackage(package, head, numLabels, path),
+            _ => throw new InvalidDataException($"{path}: unknown backbone kind '{kind}'."),
+        };
+    }
+}

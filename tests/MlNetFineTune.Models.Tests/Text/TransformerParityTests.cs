@@ -1,0 +1,111 @@
+using MlNetFineTune.Models.Text;
+using MlNetFineTune.Tensors;
+using MlNetFineTune.Tensors.IO;
+using Xunit;
+
+namespace MlNetFineTune.Models.Tests;
+
+/// <summary>
+/// Tiny BERT, RoBERTa and DistilBERT checkpoints in Hugging Face's exact on-disk format (written by
+/// tests/golden/generate_model_fixtures.py with PyTorch 1.13.1): our activations, logits and every
+/// parameter gradient must equal PyTorch's.
+/// </summary>
+public class TransformerParityTests
+{
+    private const float Rtol = 1e-4f;
+    private const float Atol = 1e-5f;
+
+    private static void AssertClose(Tensor actual, Tensor expected, string what, float atol = Atol)
+    {
+        Assert.True(actual.Shape.SequenceEqual(expected.Shape), $"{what}: shape [{string.Join(", ", actual.Shape)}] vs [{string.Join(", ", expected.Shape)}]");
+        var a = actual.ToArray();
+        var e = expected.ToArray();
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(Math.Abs(a[i] - e[i]) <= atol + Rtol * Math.Abs(e[i]), $"{what}[{i}]: {a[i]:R} vs torch {e[i]:R}");
+    }
+
+    [Theory]
+    [InlineData("bert-tiny", TransformerHead.SequenceClassification)]
+    [InlineData("roberta-tiny", TransformerHead.SequenceClassification)]
+    [InlineData("distilbert-tiny", TransformerHead.SequenceClassification)]
+    [InlineData("bert-tiny-token", TransformerHead.TokenClassification)]
+    public void MatchesPyTorch(string name, TransformerHead head)
+    {
+        var dir = TestPaths.Fixture("models", name);
+        var reference = SafeTensors.Load(Path.Combine(dir, "reference.safetensors"));
+        var config = TransformerConfig.Load(Path.Combine(dir, "config.json"));
+        int labels = config.Labels?.Count ?? 2;
+        var (model, report) = PretrainedTransformer.LoadClassifier(dir, head, labels, new Rng(0));
+        Assert.Empty(report.NewlyInitialized);
+        model.Eval();
+
+        var ids = reference["input_ids"];
+        var mask = reference["attention_mask"];
+        reference.TryGetValue("token_type_ids", out var types);
+        var hidden = model.Encoder.Forward(ids, mask, types);
+        AssertClose(hidden, reference["last_hidden_state"], $"{name} last_hidden_state");
+        if (reference.TryGetValue("pooler_output", out var pooled))
+            AssertClose(model.Encoder.Pool(hidden), pooled, $"{name} pooler_output");
+
+        var logits = model.Forward(ids, mask, types);
+        AssertClose(logits, reference["logits"], $"{name} logits");
+        logits.Backward(reference["g_logits"]);
+        int checkedGrads = 0;
+        foreach (var (pname, p) in model.NamedParameters())
+        {
+            if (!reference.TryGetValue("grad." + pname, out var g)) continue;
+            Assert.True(p.Grad is not null, $"{name}: no gradient for {pname}");
+            AssertClose(p.Grad!, g, $"{name} grad.{pname}", atol: 1e-5f);
+            checkedGrads++;
+        }
+        Assert.True(checkedGrads >= model.NamedParameters().Count() - 2, $"{name}: only {checkedGrads} gradients compared");
+    }
+
+    [Fact]
+    public void LegacyGammaBetaNamesAndPretrainingHeadsLoad()
+    {
+        var dir = TestPaths.Fixture("models", "bert-legacy-names");
+        var (model, report) = PretrainedTransformer.LoadClassifier(dir, TransformerHead.SequenceClassification, 2, new Rng(0));
+        Assert.Contains("bert.embeddings.LayerNorm.weight", report.Loaded);
+        Assert.Contains("classifier.weight", report.NewlyInitialized);
+        Assert.Contains(report.Ignored, k => k.StartsWith("cls.", StringComparison.Ordinal));
+        var reference = SafeTensors.Load(Path.Combine(dir, "reference.safetensors"));
+        model.Eval();
+        var hidden = model.Encoder.Forward(reference["input_ids"], reference["attention_mask"], reference.GetValueOrDefault("token_type_ids"));
+        AssertClose(hidden, reference["last_hidden_state"], "legacy last_hidden_state");
+    }
+
+    [Fact]
+    public void ShapeDisagreeingWithConfigNamesTheParameter()
+    {
+        var dir = TestPaths.Fixture("models", "bert-tiny");
+        var config = TransformerConfig.Load(Path.Combine(dir, "config.json"));
+        var model = new TransformerClassifier(config with { IntermediateSize = config.IntermediateSize + 1 }, TransformerHead.SequenceClassification, 3, new Rng(0));
+        var ex = Assert.Throws<InvalidDataException>(() => PretrainedTransformer.LoadInto(model, Checkpoints.Load(dir), dir));
+        Assert.Contains("intermediate.dense.weight", ex.Message);
+        Assert.Contains($"[{config.IntermediateSize}, {config.HiddenSize}]", ex.Message);
+        Assert.Contains($"[{config.IntermediateSize + 1}, {config.HiddenSize}]", ex.Message);
+    }
+
+    [Fact]
+    public void UnknownModelTypeAndMissingFilesAreClear()
+    {
+        var tmp = Directory.CreateTempSubdirectory("mlft-cfg-");
+        try
+        {
+            File.WriteAllText(Path.Combine(tmp.FullName, "config.json"), "{\"model_type\": \"gpt2\", \"n_embd\": 8}");
+            var ex = Assert.Throws<NotSupportedException>(() => TransformerConfig.Load(Path.Combine(tmp.FullName, "config.json")));
+            Assert.Contains("gpt2", ex.Message);
+            File.WriteAllText(Path.Combine(tmp.FullName, "config.json"), "{\"model_type\": \"bert\", \"hidden_size\": \"big\"}");
+            var ex2 = Assert.Throws<InvalidDataException>(() => TransformerConfig.Load(Path.Combine(tmp.FullName, "config.json")));
+            Assert.Contains("hidden_size", ex2.Message);
+            File.WriteAllText(Path.Combine(tmp.FullName, "config.json"), "{\"model_type\": \"bert\", \"hidden_size\": 8, \"num_attention_heads\": 2, \"intermediate_size\": 8, \"num_hidden_layers\": 1, \"vocab_size\": 10}");
+            var ex3 = Assert.Throws<FileNotFoundException>(() => PretrainedTransformer.LoadClassifier(tmp.FullName, TransformerHead.SequenceClassification, 2, new Rng(0)));
+            Assert.Contains("model.safetensors", ex3.Message);
+        }
+        finally
+        {
+            tmp.Delete(true);
+        }
+    }
+}
