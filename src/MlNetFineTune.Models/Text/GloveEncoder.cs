@@ -87,7 +87,7 @@ public sealed class GloveEncoder : Module
 {
     private readonly PretrainedEmbedding _embeddings;
     private readonly ModuleList<ConvBlock> _blocks;
-    private readonly Rng _dropoutRng;
+    private readonly Dropout _dropout;
 
     /// <summary>The options it was built with.</summary>
     public GloveEncoderOptions Options { get; }
@@ -141,7 +141,8 @@ public sealed class GloveEncoder : Module
             _blocks.Add(new ConvBlock(inChannels, Options.HiddenSize, Options.KernelSizes, rng));
             inChannels = Options.HiddenSize;
         }
-        _dropoutRng = rng.Fork();
+        // A registered module, so training loops can reseed its stream (exact resume) and Train/Eval reach it.
+        _dropout = RegisterModule("dropout", new Dropout(Options.Dropout, rng.Fork()));
         if (Options.FreezeEmbeddings) Freeze("embeddings");
     }
 
@@ -193,12 +194,12 @@ public sealed class GloveEncoder : Module
         var mask3 = Tensor.FromArray(m, b, s, 1);
 
         var x = Ops.Mul(_embeddings.Forward(ids), mask3);
-        x = Ops.Dropout(x, Options.Dropout, _dropoutRng, Training);
+        x = _dropout.Forward(x);
         for (int l = 0; l < _blocks.Count; l++)
         {
             var h = Ops.Mul(_blocks[l].Forward(x), mask3);
             x = l == 0 ? h : Ops.Add(h, x);
-            if (l + 1 < _blocks.Count) x = Ops.Dropout(x, Options.Dropout, _dropoutRng, Training);
+            if (l + 1 < _blocks.Count) x = _dropout.Forward(x);
         }
 
         // x: [B, S, F], zero at padding and non-negative elsewhere.

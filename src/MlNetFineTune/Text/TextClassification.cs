@@ -164,7 +164,7 @@ internal sealed class TextClassificationTask : ITrainingTask
             ["accuracy"] = m.Accuracy, ["macroF1"] = m.MacroF1, ["logLoss"] = m.LogLoss, ["ece"] = m.Ece,
         };
         if (m.Auc is double auc) metrics["auc"] = auc;
-        return new Evaluation(m.MacroF1, metrics);
+        return new Evaluation(m.MacroF1, metrics, m.LogLoss);
     }
 
     public (float[] Logits, int[] Labels) ValidationLogits(CancellationToken cancellationToken)

@@ -9,7 +9,8 @@ namespace MlNetFineTune.Training;
 /// <summary>The result of a full validation pass.</summary>
 /// <param name="Score">The monitored value; higher is better.</param>
 /// <param name="Metrics">Every metric by its JSON key.</param>
-public sealed record Evaluation(double Score, IReadOnlyDictionary<string, double> Metrics);
+/// <param name="Loss">Validation loss, which breaks ties between equal scores (lower is better).</param>
+public sealed record Evaluation(double Score, IReadOnlyDictionary<string, double> Metrics, double Loss = double.NaN);
 
 /// <summary>
 /// What a task gives the shared loop: the model, which parameters form the backbone's layer groups, a loss
@@ -116,7 +117,7 @@ public static class TrainingLoop
         }
 
         var history = new List<EpochRecord>();
-        double bestScore = double.NegativeInfinity;
+        double bestScore = double.NegativeInfinity, bestLoss = double.PositiveInfinity;
         int bestEpoch = 0, sinceBest = 0, startEpoch = 1, resumedFrom = 0;
         Dictionary<string, float[]>? bestState = null;
         var clock = Stopwatch.StartNew();
@@ -126,7 +127,7 @@ public static class TrainingLoop
         if (options.Resume && ckptPath is not null && File.Exists(ckptPath))
         {
             var resumed = LoadCheckpoint(ckptPath, model, optimizer, scheduler, anchors, out bestState);
-            (startEpoch, bestScore, bestEpoch, sinceBest, priorSeconds) = (resumed.NextEpoch, resumed.BestScore, resumed.BestEpoch, resumed.SinceBest, resumed.Seconds);
+            (startEpoch, bestScore, bestLoss, bestEpoch, sinceBest, priorSeconds) = (resumed.NextEpoch, resumed.BestScore, resumed.BestLoss, resumed.BestEpoch, resumed.SinceBest, resumed.Seconds);
             history.AddRange(resumed.History);
             resumedFrom = resumed.NextEpoch - 1;
         }
@@ -179,9 +180,14 @@ public static class TrainingLoop
             history.Add(record);
             progress?.Report(new TrainingProgress("validate", epoch, options.Epochs, stepsPerEpoch, stepsPerEpoch, record.TrainLoss,
                 optimizer.Groups[^1].LearningRate, eval.Metrics, clock.Elapsed, null));
-            if (eval.Score > bestScore + options.EarlyStoppingMinDelta || bestState is null)
+            // Better score wins; an equal score with a lower loss also counts (a classifier stuck on one class
+            // keeps the same F1 while it learns).
+            bool improved = eval.Score > bestScore + options.EarlyStoppingMinDelta
+                || (eval.Score >= bestScore && eval.Loss < bestLoss - options.EarlyStoppingMinDelta);
+            if (improved || bestState is null)
             {
                 bestScore = eval.Score;
+                bestLoss = double.IsNaN(eval.Loss) ? double.PositiveInfinity : eval.Loss;
                 bestEpoch = epoch;
                 sinceBest = 0;
                 bestState = Snapshot(model);
@@ -191,7 +197,7 @@ public static class TrainingLoop
                 stoppedEarly = true;
             }
             if (ckptPath is not null && !cancelled)
-                SaveCheckpoint(ckptPath, model, optimizer, scheduler, anchors, bestState!, new ResumeState(epoch + 1, bestScore, bestEpoch, sinceBest, priorSeconds + clock.Elapsed.TotalSeconds, history));
+                SaveCheckpoint(ckptPath, model, optimizer, scheduler, anchors, bestState!, new ResumeState(epoch + 1, bestScore, bestLoss, bestEpoch, sinceBest, priorSeconds + clock.Elapsed.TotalSeconds, history));
         }
 
         if (bestState is not null) Restore(model, bestState);
@@ -264,7 +270,7 @@ public static class TrainingLoop
             if (state.TryGetValue(name, out var values)) values.AsSpan().CopyTo(t.AsSpan());
     }
 
-    private sealed record ResumeState(int NextEpoch, double BestScore, int BestEpoch, int SinceBest, double Seconds, IReadOnlyList<EpochRecord> History);
+    private sealed record ResumeState(int NextEpoch, double BestScore, double BestLoss, int BestEpoch, int SinceBest, double Seconds, IReadOnlyList<EpochRecord> History);
 
     private static void SaveCheckpoint(string path, Module model, Optimizer optimizer, LrScheduler scheduler,
         Dictionary<Tensor, float[]>? anchors, Dictionary<string, float[]> best, ResumeState state)
