@@ -39,6 +39,13 @@ public sealed record GloveEncoderOptions
     /// <summary>Pooling for the text vector (default max and mean concatenated).</summary>
     public GlovePooling Pooling { get; init; } = GlovePooling.MaxMean;
 
+    /// <summary>
+    /// Size of a learned word-shape embedding (lower, Capitalised, ALL CAPS, digits, punctuation...) added to
+    /// each word vector; 0 (default) turns it off. GloVe 6B is lower-case only, so taggers need it to see
+    /// capitalisation, the strongest clue for names they have never seen.
+    /// </summary>
+    public int WordShapeSize { get; init; }
+
     /// <summary>Checks the numbers make an encoder.</summary>
     public void Validate()
     {
@@ -54,10 +61,11 @@ public sealed record GloveEncoderOptions
         if (Layers < 1) throw new ArgumentException($"GloveEncoderOptions: Layers {Layers} must be at least 1.");
         if (Dropout < 0 || Dropout >= 1) throw new ArgumentException($"GloveEncoderOptions: Dropout {Dropout} must be in [0, 1).");
         if (MaxLength < 1) throw new ArgumentException($"GloveEncoderOptions: MaxLength {MaxLength} must be positive.");
+        if (WordShapeSize < 0) throw new ArgumentException($"GloveEncoderOptions: WordShapeSize {WordShapeSize} must be >= 0.");
     }
 }
 
-/// <summary>What <see cref="GloveEncoder.Forward"/> returns.</summary>
+/// <summary>What <see cref="GloveEncoder.Forward(Tensor, Tensor?)"/> returns.</summary>
 /// <param name="TokenFeatures">Per-word features [B, S, HiddenSize] (zeros at padding), e.g. for tagging.</param>
 /// <param name="Pooled">One vector per text [B, PooledSize], e.g. for classification.</param>
 public sealed record GloveEncoderOutput(Tensor TokenFeatures, Tensor Pooled);
@@ -88,6 +96,32 @@ public sealed class GloveEncoder : Module
     private readonly PretrainedEmbedding _embeddings;
     private readonly ModuleList<ConvBlock> _blocks;
     private readonly Dropout _dropout;
+    private readonly Embedding? _shapes;
+
+    /// <summary>Number of word-shape classes (<see cref="WordShape"/> returns 0..WordShapeCount-1; 0 is padding).</summary>
+    public const int WordShapeCount = 8;
+
+    /// <summary>
+    /// The shape class of a word: 1 lower-case, 2 Capitalised, 3 ALL CAPS, 4 MiXed, 5 contains a digit,
+    /// 6 punctuation only, 7 anything else (0 is reserved for padding).
+    /// </summary>
+    public static int WordShape(string word)
+    {
+        if (string.IsNullOrEmpty(word)) return 7;
+        bool anyLetter = false, anyDigit = false, anyUpper = false, anyLower = false, allPunct = true;
+        foreach (var ch in word)
+        {
+            if (char.IsLetter(ch)) { anyLetter = true; if (char.IsUpper(ch)) anyUpper = true; else anyLower = true; }
+            if (char.IsDigit(ch)) anyDigit = true;
+            if (!char.IsPunctuation(ch) && !char.IsSymbol(ch)) allPunct = false;
+        }
+        if (anyDigit) return 5;
+        if (allPunct) return 6;
+        if (!anyLetter) return 7;
+        if (!anyUpper) return 1;
+        if (!anyLower) return word.Length == 1 ? 2 : 3;
+        return char.IsUpper(word[0]) && word.Skip(1).All(c => !char.IsLetter(c) || char.IsLower(c)) ? 2 : 4;
+    }
 
     /// <summary>The options it was built with.</summary>
     public GloveEncoderOptions Options { get; }
@@ -134,8 +168,10 @@ public sealed class GloveEncoder : Module
         PadId = padId;
         EmbeddingDim = embedding.Weight.Shape[1];
         _embeddings = RegisterModule("embeddings", embedding);
+        if (Options.WordShapeSize > 0)
+            _shapes = RegisterModule("shape_embeddings", new Embedding(WordShapeCount, Options.WordShapeSize, rng, paddingIdx: 0, std: 0.1f));
         _blocks = RegisterModule("encoder", new ModuleList<ConvBlock>());
-        int inChannels = EmbeddingDim;
+        int inChannels = EmbeddingDim + Options.WordShapeSize;
         for (int l = 0; l < Options.Layers; l++)
         {
             _blocks.Add(new ConvBlock(inChannels, Options.HiddenSize, Options.KernelSizes, rng));
@@ -163,7 +199,13 @@ public sealed class GloveEncoder : Module
     /// Features for word ids [B, S] (Int64 or Int32) and a mask [B, S] (any dtype; non-zero = word, zero =
     /// padding; when null, every id other than <see cref="PadId"/> counts as a word).
     /// </summary>
-    public GloveEncoderOutput Forward(Tensor ids, Tensor? mask = null)
+    public GloveEncoderOutput Forward(Tensor ids, Tensor? mask = null) => Forward(ids, mask, null);
+
+    /// <summary>
+    /// As <see cref="Forward(Tensor, Tensor?)"/>, with word-shape ids [B, S] from <see cref="WordShape"/>
+    /// (required when <see cref="GloveEncoderOptions.WordShapeSize"/> &gt; 0).
+    /// </summary>
+    public GloveEncoderOutput Forward(Tensor ids, Tensor? mask, Tensor? wordShapes)
     {
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.Rank != 2 || ids.DType == DType.Float32)
@@ -193,7 +235,14 @@ public sealed class GloveEncoder : Module
         }
         var mask3 = Tensor.FromArray(m, b, s, 1);
 
-        var x = Ops.Mul(_embeddings.Forward(ids), mask3);
+        var emb = _embeddings.Forward(ids);
+        if (_shapes is not null)
+        {
+            if (wordShapes is null || !wordShapes.Shape.SequenceEqual(ids.Shape))
+                throw new ArgumentException($"GloveEncoder: word shapes [{string.Join(", ", wordShapes?.Shape ?? [])}] must match ids [{b}, {s}] when WordShapeSize > 0.");
+            emb = Ops.Concat([emb, _shapes.Forward(wordShapes)], 2);
+        }
+        var x = Ops.Mul(emb, mask3);
         x = _dropout.Forward(x);
         for (int l = 0; l < _blocks.Count; l++)
         {

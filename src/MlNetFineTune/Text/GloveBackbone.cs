@@ -22,9 +22,9 @@ internal sealed class GloveTextModel : Module
         Head = RegisterModule("head", new Linear(head == TextHeadKind.Sequence ? encoder.PooledSize : encoder.HiddenSize, numLabels, rng));
     }
 
-    public Tensor Forward(Tensor ids, Tensor mask)
+    public Tensor Forward(Tensor ids, Tensor mask, Tensor shapes)
     {
-        var output = Encoder.Forward(ids, mask);
+        var output = Encoder.Forward(ids, mask, Encoder.Options.WordShapeSize > 0 ? shapes : null);
         return Head.Forward(Dropout.Forward(HeadKind == TextHeadKind.Sequence ? output.Pooled : output.TokenFeatures));
     }
 }
@@ -103,17 +103,19 @@ internal sealed class GloveBackbone : TextBackbone
 
     private EncodedText EncodeWordList(IReadOnlyList<string> words)
     {
+        // TypeIds carry the word-shape classes (capitalisation etc.) for the encoder's shape embedding.
         int n = Math.Min(words.Count, MaxLength);
         var ids = new int[n];
+        var shapes = new int[n];
         var wordIds = new int[n];
-        for (int i = 0; i < n; i++) { ids[i] = _vectors.GetId(words[i]); wordIds[i] = i; }
-        return new EncodedText(ids, new int[n], wordIds, words.Count > MaxLength);
+        for (int i = 0; i < n; i++) { ids[i] = _vectors.GetId(words[i]); shapes[i] = GloveEncoder.WordShape(words[i]); wordIds[i] = i; }
+        return new EncodedText(ids, shapes, wordIds, words.Count > MaxLength);
     }
 
     public override Tensor Logits(IReadOnlyList<EncodedText> batch)
     {
-        var (ids, mask, _) = Pad(batch, _vectors.PadId);
-        return _model.Forward(ids, mask);
+        var (ids, mask, shapes) = Pad(batch, _vectors.PadId);
+        return _model.Forward(ids, mask, shapes);
     }
 
     public override void Describe(JsonObject manifest, Dictionary<string, byte[]> files)
@@ -134,6 +136,7 @@ internal sealed class GloveBackbone : TextBackbone
             ["freezeEmbeddings"] = FixedParameters.Count > 0,
             ["maxLength"] = o.MaxLength,
             ["pooling"] = o.Pooling.ToString(),
+            ["wordShapeSize"] = o.WordShapeSize,
             ["source"] = _scratch ? "random initialisation" : $"data/models/{WordVectors.ShippedGloveName}",
         };
         files["vocab.txt"] = Encoding.UTF8.GetBytes(string.Join('\n', _vectors.Words) + "\n");
@@ -157,6 +160,7 @@ internal sealed class GloveBackbone : TextBackbone
             FreezeEmbeddings = b["freezeEmbeddings"]!.GetValue<bool>(),
             MaxLength = b["maxLength"]!.GetValue<int>(),
             Pooling = Enum.Parse<GlovePooling>(b["pooling"]!.GetValue<string>()),
+            WordShapeSize = b["wordShapeSize"]?.GetValue<int>() ?? 0,
         };
         var weights = package.Weights.TryGetValue("backbone.embeddings.weight", out var w) ? w
             : throw new InvalidDataException("model.zip: backbone.embeddings.weight is missing.");

@@ -16,7 +16,13 @@ internal static class TextBackbones
         spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim();
         if (spec is "default" or "glove" or "scratch")
         {
-            var options = new GloveEncoderOptions { MaxLength = maxLength ?? 256, FreezeEmbeddings = !trainWordVectors };
+            // Taggers also see each word's shape (GloVe is lower-case only, and capitals mark names).
+            var options = new GloveEncoderOptions
+            {
+                MaxLength = maxLength ?? 256,
+                FreezeEmbeddings = !trainWordVectors,
+                WordShapeSize = head == TextHeadKind.Token ? 16 : 0,
+            };
             return GloveBackbone.Create(spec == "scratch", head, numLabels, options, rng);
         }
         string dir = ResolveDirectory(spec);
