@@ -24,7 +24,7 @@ public sealed record NerOptions
     public double ValidationFraction { get; init; } = 0.1;
     /// <summary>Train the word vectors too (GloVe backbone only).</summary>
     public bool TrainWordVectors { get; init; }
-    /// <summary>Everything else the training loop offers.</summary>
+    /// <summary>Everything else the training loop offers (Epochs, LearningRate and Seed come from this record, as for text classification).</summary>
     public TrainingOptions Training { get; init; } = new();
 }
 
@@ -75,16 +75,8 @@ public sealed class NerTrainer
         var tags = train.Tags;
         var rng = new Rng((ulong)_seed);
         var backbone = TextBackbones.Create(_options.Model, TextHeadKind.Token, tags.Count, _options.MaxLength, _options.TrainWordVectors, rng);
-        bool transformer = backbone.Kind == "transformer";
-        var defaults = new TrainingOptions();
-        var t = _options.Training;
-        var training = t with
-        {
-            Epochs = _options.Epochs ?? (t != defaults ? t.Epochs : transformer ? 3 : 8),
-            BatchSize = _options.BatchSize ?? t.BatchSize,
-            LearningRate = _options.LearningRate ?? (t.LearningRate != defaults.LearningRate ? t.LearningRate : transformer ? 5e-5 : 2e-3),
-            Seed = _seed,
-        };
+        var training = TextTraining.Resolve(_options.Training, _options.Epochs, _options.BatchSize, _options.LearningRate,
+            backbone.Kind == "transformer" ? (3, 5e-5) : (8, 2e-3), _seed);
         var task = new NerTask(backbone, train, validation, tags);
         var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);
         return new NerModel(backbone, tags, outcome, training, _options);
@@ -264,28 +256,12 @@ public sealed class NerModel
     }
 
     /// <summary>Writes model.zip (atomically).</summary>
-    public void Save(string path)
-    {
-        var manifest = new JsonObject
-        {
-            ["task"] = "ner",
-            ["labels"] = new JsonArray(Tags.Labels.Select(l => (JsonNode)l).ToArray()),
-        };
-        if (_training is not null) manifest["training"] = System.Text.Json.JsonSerializer.SerializeToNode(_training);
-        if (_options is not null) manifest["model"] = _options.Model;
-        if (Outcome is not null) manifest["bestEpoch"] = Outcome.BestEpoch;
-        var files = new Dictionary<string, byte[]>();
-        _backbone.Describe(manifest, files);
-        new ModelPackage(manifest, _backbone.Model.StateDict(), files).Save(path, _backbone.HalfPrecisionWeights);
-    }
+    public void Save(string path) => TextTraining.Save(path, "ner", Tags.Labels, _backbone, _training, _options?.Model, Outcome);
 
     /// <summary>Reads a model.zip written by <see cref="Save"/>.</summary>
     public static NerModel Load(string path)
     {
-        var package = ModelPackage.Load(path);
-        var task = package.Manifest["task"]?.GetValue<string>();
-        if (task != "ner") throw new InvalidDataException($"{path}: holds a '{task}' model, not NER.");
-        var tags = new LabelVocabulary(package.Manifest["labels"]!.AsArray().Select(n => n!.GetValue<string>()));
+        var (package, tags) = TextTraining.Load(path, "ner");
         return new NerModel(TextBackbones.FromPackage(package, TextHeadKind.Token, tags.Count, path), tags, null, null, null);
     }
 }

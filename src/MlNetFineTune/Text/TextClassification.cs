@@ -30,8 +30,52 @@ public sealed record TextClassificationOptions
     public double ValidationFraction { get; init; } = 0.1;
     /// <summary>Train the word vectors too (GloVe backbone only; they are frozen by default).</summary>
     public bool TrainWordVectors { get; init; }
-    /// <summary>Everything else the training loop offers (class weights, label smoothing, freezing, L2-SP, checkpoints, ...).</summary>
+    /// <summary>
+    /// Everything else the training loop offers (class weights, label smoothing, freezing, L2-SP, checkpoints,
+    /// ...). Its Epochs, LearningRate and Seed are replaced by this record's values (or the backbone's defaults)
+    /// and the context's seed; its BatchSize is used when <see cref="BatchSize"/> is null.
+    /// </summary>
     public TrainingOptions Training { get; init; } = new();
+}
+
+/// <summary>How a text task's options become the loop's options.</summary>
+internal static class TextTraining
+{
+    public static TrainingOptions Resolve(TrainingOptions t, int? epochs, int? batchSize, double? learningRate, (int Epochs, double LearningRate) backboneDefaults, int seed) =>
+        t with
+        {
+            Epochs = epochs ?? backboneDefaults.Epochs,
+            BatchSize = batchSize ?? t.BatchSize,
+            LearningRate = learningRate ?? backboneDefaults.LearningRate,
+            Seed = seed,
+        };
+
+    /// <summary>Writes a text model's manifest, weights and tokenizer files as model.zip.</summary>
+    public static void Save(string path, string task, IReadOnlyList<string> labels, TextBackbone backbone, TrainingOptions? training,
+        string? modelSpec, TrainingOutcome? outcome, Action<System.Text.Json.Nodes.JsonObject>? extra = null)
+    {
+        var manifest = new System.Text.Json.Nodes.JsonObject
+        {
+            ["task"] = task,
+            ["labels"] = new System.Text.Json.Nodes.JsonArray(labels.Select(l => (System.Text.Json.Nodes.JsonNode)l).ToArray()),
+        };
+        if (training is not null) manifest["training"] = System.Text.Json.JsonSerializer.SerializeToNode(training);
+        if (modelSpec is not null) manifest["model"] = modelSpec;
+        if (outcome is not null) manifest["bestEpoch"] = outcome.BestEpoch;
+        extra?.Invoke(manifest);
+        var files = new Dictionary<string, byte[]>();
+        backbone.Describe(manifest, files);
+        new ModelPackage(manifest, backbone.Model.StateDict(), files).Save(path, backbone.HalfPrecisionWeights);
+    }
+
+    /// <summary>Reads a model.zip and checks it holds <paramref name="task"/>; returns the package and its labels.</summary>
+    public static (ModelPackage Package, LabelVocabulary Labels) Load(string path, string task)
+    {
+        var package = ModelPackage.Load(path);
+        var actual = package.Manifest["task"]?.GetValue<string>();
+        if (actual != task) throw new InvalidDataException($"{path}: holds a '{actual}' model, not {task}.");
+        return (package, new LabelVocabulary(package.Manifest["labels"]!.AsArray().Select(n => n!.GetValue<string>())));
+    }
 }
 
 /// <summary>One prediction: the label, and calibrated probabilities for every label (in <see cref="TextClassificationModel.Labels"/> order).</summary>
@@ -78,7 +122,8 @@ public sealed class TextClassificationTrainer
         var labels = train.Labels;
         var rng = new Rng((ulong)_seed);
         var backbone = TextBackbones.Create(_options.Model, TextHeadKind.Sequence, labels.Count, _options.MaxLength, _options.TrainWordVectors, rng);
-        var training = ResolveTraining(backbone);
+        var training = TextTraining.Resolve(_options.Training, _options.Epochs, _options.BatchSize, _options.LearningRate,
+            backbone.Kind == "transformer" ? (3, 3e-5) : (6, 2e-3), _seed);
         var task = new TextClassificationTask(backbone, train, validation, labels, training);
         var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);
         double temperature = 1.0;
@@ -89,18 +134,6 @@ public sealed class TextClassificationTrainer
         return new TextClassificationModel(backbone, labels, temperature, outcome, before, after, training, _options);
     }
 
-    private TrainingOptions ResolveTraining(TextBackbone backbone)
-    {
-        bool transformer = backbone.Kind == "transformer";
-        var t = _options.Training;
-        return t with
-        {
-            Epochs = _options.Epochs ?? (t != new TrainingOptions() ? t.Epochs : transformer ? 3 : 6),
-            BatchSize = _options.BatchSize ?? t.BatchSize,
-            LearningRate = _options.LearningRate ?? (t.LearningRate != new TrainingOptions().LearningRate ? t.LearningRate : transformer ? 3e-5 : 2e-3),
-            Seed = _seed,
-        };
-    }
 }
 
 /// <summary>The training task the shared loop drives for sequence classification.</summary>
@@ -275,31 +308,17 @@ public sealed class TextClassificationModel
     }
 
     /// <summary>Writes model.zip (atomically).</summary>
-    public void Save(string path)
-    {
-        var manifest = new JsonObject
+    public void Save(string path) =>
+        TextTraining.Save(path, "text-classification", Labels.Labels, _backbone, _training, _options?.Model, Outcome, m =>
         {
-            ["task"] = "text-classification",
-            ["labels"] = new JsonArray(Labels.Labels.Select(l => (JsonNode)l).ToArray()),
-            ["temperature"] = Temperature,
-        };
-        if (_training is not null) manifest["training"] = System.Text.Json.JsonSerializer.SerializeToNode(_training);
-        if (_options is not null) manifest["model"] = _options.Model;
-        if (ValidationMetrics is not null) manifest["validationMetrics"] = System.Text.Json.JsonSerializer.SerializeToNode(ValidationMetrics.ToDictionary());
-        if (Outcome is not null) manifest["bestEpoch"] = Outcome.BestEpoch;
-        var files = new Dictionary<string, byte[]>();
-        _backbone.Describe(manifest, files);
-        new ModelPackage(manifest, _backbone.Model.StateDict(), files).Save(path, _backbone.HalfPrecisionWeights);
-    }
+            m["temperature"] = Temperature;
+            if (ValidationMetrics is not null) m["validationMetrics"] = System.Text.Json.JsonSerializer.SerializeToNode(ValidationMetrics.ToDictionary());
+        });
 
     /// <summary>Reads a model.zip written by <see cref="Save"/>.</summary>
     public static TextClassificationModel Load(string path)
     {
-        var package = ModelPackage.Load(path);
-        var task = package.Manifest["task"]?.GetValue<string>();
-        if (task != "text-classification")
-            throw new InvalidDataException($"{path}: holds a '{task}' model, not text classification.");
-        var labels = new LabelVocabulary(package.Manifest["labels"]!.AsArray().Select(n => n!.GetValue<string>()));
+        var (package, labels) = TextTraining.Load(path, "text-classification");
         var backbone = TextBackbones.FromPackage(package, TextHeadKind.Sequence, labels.Count, path);
         return new TextClassificationModel(backbone, labels, package.Manifest["temperature"]?.GetValue<double>() ?? 1.0, null, null, null, null, null);
     }
