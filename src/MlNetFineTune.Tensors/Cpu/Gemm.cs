@@ -1,33 +1,317 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
 namespace MlNetFineTune.Tensors.Cpu;
 
 /// <summary>Single-precision general matrix multiply on row-major arrays.</summary>
+/// <remarks>
+/// Large products use a packed, register-blocked algorithm in the style of BLIS/GotoBLAS (see
+/// <c>GemmPacked.cs</c>): A is packed into MR-row micro-panels and B into NR-column micro-panels per
+/// KC x NC / MC x KC cache block, and a SIMD micro-kernel (<c>GemmKernels.cs</c>) chosen by
+/// <see cref="Simd.Level"/> computes MR x NR tiles of C. The threads of <see cref="WorkerPool"/> share one
+/// packed copy of B and split the rows (or, for short wide products, the columns) of C. Each element of C
+/// is always reduced over k in the same order, whatever the thread count, so results are bitwise
+/// reproducible (and identical at every thread count). Small products take a direct, unpacked path.
+/// </remarks>
 public static class Gemm
 {
+    /// <summary>Products with m*n*k below this take the direct (unpacked, single-threaded) path.</summary>
+    internal const long SmallWork = 32 * 1024;
+
+    /// <summary>Test hook: when set, overrides <see cref="Simd.Level"/> for the kernel choice, even above
+    /// what the hardware accelerates (Vector512 then runs in software emulation: correct, slow).</summary>
+    internal static SimdLevel? KernelOverride;
+
+    /// <summary>Test hook: replaces the KC, MC, NC cache block sizes (MC/NC are rounded up to MR/NR).</summary>
+    internal static (int Kc, int Mc, int Nc)? BlockingOverride;
+
+    /// <summary>Test hook: when true, even small products use the packed path.</summary>
+    internal static bool ForcePacked;
+
+    internal static SimdLevel CurrentLevel => KernelOverride ?? Simd.Level;
+
     /// <summary>
     /// C[m,n] = (accumulate ? C : 0) + sum_k op(A)[m,k] * op(B)[k,n], all row-major.
     /// op(A) is A (m x k, row stride lda) or, when <paramref name="transA"/>, A stored as k x m (row stride lda).
     /// op(B) is B (k x n, row stride ldb) or, when <paramref name="transB"/>, B stored as n x k (row stride ldb).
     /// C is m x n with row stride ldc. Offsets index into the arrays.
     /// </summary>
-    public static void Sgemm(bool transA, bool transB, int m, int n, int k,
+    public static unsafe void Sgemm(bool transA, bool transB, int m, int n, int k,
         float[] a, int aOffset, int lda,
         float[] b, int bOffset, int ldb,
         float[] c, int cOffset, int ldc,
         bool accumulate)
     {
-        // Placeholder reference implementation; replaced by the packed kernel.
-        for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++)
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (m == 0 || n == 0) return;
+        CheckOperand(nameof(a), a.Length, aOffset, 0, 1, transA ? k : m, transA ? m : k, lda);
+        CheckOperand(nameof(b), b.Length, bOffset, 0, 1, transB ? n : k, transB ? k : n, ldb);
+        CheckOperand(nameof(c), c.Length, cOffset, 0, 1, m, n, ldc);
+
+        fixed (float* pa = a, pb = b, pc = c)
         {
-            float s = 0;
-            for (int p = 0; p < k; p++)
-            {
-                float av = transA ? a[aOffset + p * lda + i] : a[aOffset + i * lda + p];
-                float bv = transB ? b[bOffset + j * ldb + p] : b[bOffset + p * ldb + j];
-                s += av * bv;
-            }
-            int ci = cOffset + i * ldc + j;
-            c[ci] = accumulate ? c[ci] + s : s;
+            Multiply(CurrentLevel, transA, transB, m, n, k, pa + aOffset, lda, pb + bOffset, ldb,
+                pc + cOffset, ldc, accumulate, WorkerPool.Threads);
         }
+    }
+
+    /// <summary>
+    /// Batched <see cref="Sgemm"/>: for i in [0, <paramref name="batch"/>), multiplies the matrices that start
+    /// at aOffset + i*strideA, bOffset + i*strideB into the one at cOffset + i*strideC, exactly as
+    /// <see cref="Sgemm"/> would. A stride of 0 broadcasts that operand to every batch. A strideC of 0 makes
+    /// the batches run one after the other into the same C (so with <paramref name="accumulate"/> they sum
+    /// into it; without, the last one wins). Small matrices run in parallel over the batch.
+    /// </summary>
+    public static unsafe void SgemmBatched(int batch, bool transA, bool transB, int m, int n, int k,
+        float[] a, int aOffset, int lda, long strideA,
+        float[] b, int bOffset, int ldb, long strideB,
+        float[] c, int cOffset, int ldc, long strideC,
+        bool accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfNegative(strideA);
+        ArgumentOutOfRangeException.ThrowIfNegative(strideB);
+        ArgumentOutOfRangeException.ThrowIfNegative(strideC);
+        if (batch == 0 || m == 0 || n == 0) return;
+        CheckOperand(nameof(a), a.Length, aOffset, strideA, batch, transA ? k : m, transA ? m : k, lda);
+        CheckOperand(nameof(b), b.Length, bOffset, strideB, batch, transB ? n : k, transB ? k : n, ldb);
+        CheckOperand(nameof(c), c.Length, cOffset, strideC, batch, m, n, ldc);
+
+        SimdLevel level = CurrentLevel;
+        int threads = WorkerPool.Threads;
+        long work = (long)m * n * k;
+        bool overBatch = batch > 1 && strideC != 0 && threads > 1
+            && (work < (1L << 22) || batch >= 4 * threads);
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            var job = BatchJob.ForThisThread();
+            job.Level = level;
+            job.TransA = transA; job.TransB = transB;
+            job.M = m; job.N = n; job.K = k;
+            job.A = pa + aOffset; job.Lda = lda; job.StrideA = (nint)strideA;
+            job.B = pb + bOffset; job.Ldb = ldb; job.StrideB = (nint)strideB;
+            job.C = pc + cOffset; job.Ldc = ldc; job.StrideC = (nint)strideC;
+            job.Accumulate = accumulate;
+            try
+            {
+                if (overBatch)
+                {
+                    WorkerPool.For(batch, 1, job, static (j, start, end) => j.RunRange(start, end, 1));
+                }
+                else
+                {
+                    job.RunRange(0, batch, threads);
+                }
+            }
+            finally
+            {
+                job.A = job.B = job.C = null;
+            }
+        }
+    }
+
+    private sealed unsafe class BatchJob
+    {
+        [ThreadStatic] private static BatchJob? t_job;
+        public static BatchJob ForThisThread() => t_job ??= new BatchJob();
+
+        public SimdLevel Level;
+        public bool TransA, TransB, Accumulate;
+        public int M, N, K, Lda, Ldb, Ldc;
+        public float* A, B, C;
+        public nint StrideA, StrideB, StrideC;
+
+        public void RunRange(int start, int end, int maxThreads)
+        {
+            for (int i = start; i < end; i++)
+                Multiply(Level, TransA, TransB, M, N, K, A + i * StrideA, Lda, B + i * StrideB, Ldb,
+                    C + i * StrideC, Ldc, Accumulate, maxThreads);
+        }
+    }
+
+    // Throws unless every element of `count` matrices (rows x cols, row stride ld, starting at
+    // offset + i*stride) lies inside an array of `length` elements.
+    private static void CheckOperand(string name, int length, int offset, long stride, int count, int rows, int cols, int ld)
+    {
+        if (offset < 0) throw new ArgumentOutOfRangeException(name, $"Offset of {name} is negative.");
+        if (ld < 0) throw new ArgumentOutOfRangeException(name, $"Leading dimension of {name} is negative.");
+        if (rows == 0 || cols == 0) return;
+        long last = offset + (count - 1) * stride + (long)(rows - 1) * ld + cols;
+        if (last > length)
+            throw new ArgumentException(
+                $"{name}: {count} matrix(es) of {rows}x{cols} (ld {ld}, offset {offset}, stride {stride}) need {last} elements; the array has {length}.", name);
+    }
+
+    /// <summary>The GEMM on raw pointers (already offset and validated); uses at most maxThreads threads.</summary>
+    internal static unsafe void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
+        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate)
+                for (int i = 0; i < m; i++) new Span<float>(c + i * ldc, n).Clear();
+            return;
+        }
+        long work = (long)m * n * k;
+        if (!ForcePacked && (work < SmallWork || m == 1))
+        {
+            Direct(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
+        GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Direct path for small products: no packing, no threads. C is written once per element.
+
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Direct(SimdLevel level, bool transA, bool transB, int m, int n, int k,
+        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate)
+    {
+        nint aRow = transA ? 1 : lda, aCol = transA ? lda : 1;
+        if (!transB)
+        {
+            for (int i = 0; i < m; i++)
+            {
+                float* ai = a + i * aRow;
+                float* ci = c + i * ldc;
+                int j = 0;
+                if (level == SimdLevel.Vector512) j = DirectRow512(n, k, ai, aCol, b, ldb, ci, accumulate);
+                else if (level == SimdLevel.Vector256) j = DirectRow256(n, k, ai, aCol, b, ldb, ci, accumulate);
+                for (; j < n; j++)
+                {
+                    float s = 0;
+                    float* bj = b + j;
+                    for (int p = 0; p < k; p++) s += ai[p * aCol] * bj[p * ldb];
+                    ci[j] = accumulate ? ci[j] + s : s;
+                }
+            }
+        }
+        else
+        {
+            for (int i = 0; i < m; i++)
+            {
+                float* ai = a + i * aRow;
+                float* ci = c + i * ldc;
+                for (int j = 0; j < n; j++)
+                {
+                    float* bj = b + j * ldb;
+                    float s;
+                    if (aCol == 1 && level != SimdLevel.Scalar) s = Dot(level, ai, bj, k);
+                    else
+                    {
+                        s = 0;
+                        for (int p = 0; p < k; p++) s += ai[p * aCol] * bj[p];
+                    }
+                    ci[j] = accumulate ? ci[j] + s : s;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float Dot(SimdLevel level, float* x, float* y, int k)
+    {
+        int p = 0;
+        float s = 0;
+        if (level == SimdLevel.Vector512 && k >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; p + 16 <= k; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + p), Vector512.Load(y + p), acc);
+            s = Vector512.Sum(acc);
+        }
+        else if (k >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; p + 8 <= k; p += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(x + p), Vector256.Load(y + p), acc);
+            s = Vector256.Sum(acc);
+        }
+        for (; p < k; p++) s += x[p] * y[p];
+        return s;
+    }
+
+    // One row of C for non-transposed B: columns in chunks of up to 4 vectors, k innermost. Returns the
+    // first column not done.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe int DirectRow256(int n, int k, float* ai, nint aCol, float* b, nint ldb, float* ci, bool accumulate)
+    {
+        int j = 0;
+        for (; j + 32 <= n; j += 32)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var av = Vector256.Create(ai[p * aCol]);
+                s0 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp), s0);
+                s1 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 8), s1);
+                s2 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 16), s2);
+                s3 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 24), s3);
+            }
+            if (accumulate)
+            {
+                s0 += Vector256.Load(ci + j); s1 += Vector256.Load(ci + j + 8);
+                s2 += Vector256.Load(ci + j + 16); s3 += Vector256.Load(ci + j + 24);
+            }
+            s0.Store(ci + j); s1.Store(ci + j + 8); s2.Store(ci + j + 16); s3.Store(ci + j + 24);
+        }
+        for (; j + 8 <= n; j += 8)
+        {
+            Vector256<float> s0 = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Create(ai[p * aCol]), Vector256.Load(bp), s0);
+            if (accumulate) s0 += Vector256.Load(ci + j);
+            s0.Store(ci + j);
+        }
+        return j;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe int DirectRow512(int n, int k, float* ai, nint aCol, float* b, nint ldb, float* ci, bool accumulate)
+    {
+        int j = 0;
+        for (; j + 64 <= n; j += 64)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+            {
+                var av = Vector512.Create(ai[p * aCol]);
+                s0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp), s0);
+                s1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 16), s1);
+                s2 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 32), s2);
+                s3 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 48), s3);
+            }
+            if (accumulate)
+            {
+                s0 += Vector512.Load(ci + j); s1 += Vector512.Load(ci + j + 16);
+                s2 += Vector512.Load(ci + j + 32); s3 += Vector512.Load(ci + j + 48);
+            }
+            s0.Store(ci + j); s1.Store(ci + j + 16); s2.Store(ci + j + 32); s3.Store(ci + j + 48);
+        }
+        for (; j + 16 <= n; j += 16)
+        {
+            Vector512<float> s0 = default;
+            float* bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb)
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Create(ai[p * aCol]), Vector512.Load(bp), s0);
+            if (accumulate) s0 += Vector512.Load(ci + j);
+            s0.Store(ci + j);
+        }
+        return j;
     }
 }

@@ -1,14 +1,18 @@
+using System.Diagnostics;
+
 namespace MlNetFineTune.Tensors.Cpu;
 
 /// <summary>
 /// A small fixed pool of worker threads for the CPU kernels. Work is split statically: task i of n always
 /// runs the same index range, so results are deterministic at a fixed thread count. Idle workers park on a
-/// semaphore after a short bounded spin instead of spinning forever, so a busy shared machine costs us
-/// proportionally instead of collapsing us (OpenMP-style unbounded spinning was measured 50x slower there).
+/// semaphore after a short bounded spin (about 50 us, so back-to-back kernel calls find them awake) instead
+/// of spinning forever, so a busy shared machine costs us proportionally instead of collapsing us
+/// (OpenMP-style unbounded spinning was measured 50x slower there).
 /// </summary>
 /// <remarks>
 /// The thread count comes from <c>MLFT_NUM_THREADS</c>, else <see cref="Environment.ProcessorCount"/>.
 /// Calls from inside a running parallel region (nested) run serially on the calling thread.
+/// The generic overloads that take a state object allocate nothing per call when the body is a static lambda.
 /// </remarks>
 public static class WorkerPool
 {
@@ -18,10 +22,15 @@ public static class WorkerPool
 
     [ThreadStatic] private static bool _insideRegion;
 
-    private static Action<int>? _job;
-    private static int _jobCount;
+    // The running job; written only under Gate by the caller before the workers are released.
+    private static Job? _job;
+    private static int _jobTasks;
+    private static int _jobThreads;
     private static int _remaining;
     private static Exception? _failure;
+
+    // How long idle threads (and a caller waiting for its workers) spin before they park: about 50 us.
+    private static readonly long SpinTicks = Math.Max(1, Stopwatch.Frequency / 20_000);
     private static readonly ManualResetEventSlim Done = new(false, spinCount: 64);
 
     /// <summary>Number of threads (including the caller) kernels use.</summary>
@@ -53,42 +62,31 @@ public static class WorkerPool
     /// </summary>
     public static void Run(int tasks, Action<int> body)
     {
+        ArgumentNullException.ThrowIfNull(body);
+        Run(tasks, body, static (b, t) => b(t));
+    }
+
+    /// <summary>
+    /// Allocation-free form of <see cref="Run(int, Action{int})"/>: runs <paramref name="body"/>(state, t)
+    /// for t in [0, <paramref name="tasks"/>) with the same static assignment of tasks to threads.
+    /// </summary>
+    public static void Run<TState>(int tasks, TState state, Action<TState, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
         if (tasks <= 0) return;
-        int threads = Math.Min(_threads, tasks);
-        if (threads <= 1 || _insideRegion)
+        if (Math.Min(_threads, tasks) <= 1 || _insideRegion)
         {
-            for (int t = 0; t < tasks; t++) body(t);
+            for (int t = 0; t < tasks; t++) body(state, t);
             return;
         }
-
         lock (Gate)
         {
-            EnsureWorkers(threads - 1);
-            _insideRegion = true;
-            try
-            {
-                _job = t =>
-                {
-                    for (int i = t; i < tasks; i += threads) body(i);
-                };
-                _jobCount = threads;
-                _failure = null;
-                Done.Reset();
-                Volatile.Write(ref _remaining, threads - 1);
-                for (int w = 0; w < threads - 1; w++) _workers[w].Signal.Release();
-                Exception? mine = null;
-                try { _job(0); }
-                catch (Exception ex) { mine = ex; }
-                if (threads > 1) Done.Wait();
-                _job = null;
-                var failure = mine ?? _failure;
-                if (failure != null)
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-            }
-            finally
-            {
-                _insideRegion = false;
-            }
+            int threads = Math.Min(_threads, tasks);
+            var job = RunJob<TState>.Instance;
+            job.State = state;
+            job.Body = body;
+            try { Execute(job, tasks, threads); }
+            finally { job.State = default!; job.Body = null; }
         }
     }
 
@@ -98,20 +96,118 @@ public static class WorkerPool
     /// </summary>
     public static void For(int count, int minChunk, Action<int, int> body)
     {
+        ArgumentNullException.ThrowIfNull(body);
+        For(count, minChunk, body, static (b, s, e) => b(s, e));
+    }
+
+    /// <summary>
+    /// Allocation-free form of <see cref="For(int, int, Action{int, int})"/>: runs
+    /// <paramref name="body"/>(state, start, end) on each chunk.
+    /// </summary>
+    public static void For<TState>(int count, int minChunk, TState state, Action<TState, int, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
         if (count <= 0) return;
         minChunk = Math.Max(1, minChunk);
         int chunks = Math.Min(_threads, Math.Max(1, count / minChunk));
         if (chunks <= 1 || _insideRegion)
         {
-            body(0, count);
+            body(state, 0, count);
             return;
         }
-        Run(chunks, c =>
+        lock (Gate)
         {
-            long start = (long)count * c / chunks;
-            long end = (long)count * (c + 1) / chunks;
-            if (end > start) body((int)start, (int)end);
-        });
+            // _threads may have changed since we looked; the chunking below is what runs.
+            chunks = Math.Min(_threads, Math.Max(1, count / minChunk));
+            if (chunks <= 1)
+            {
+                RunSerialInRegion(state, count, body);
+                return;
+            }
+            var job = ForJob<TState>.Instance;
+            job.State = state;
+            job.Body = body;
+            job.Count = count;
+            job.Chunks = chunks;
+            try { Execute(job, chunks, chunks); }
+            finally { job.State = default!; job.Body = null; }
+        }
+    }
+
+    private static void RunSerialInRegion<TState>(TState state, int count, Action<TState, int, int> body)
+    {
+        _insideRegion = true;
+        try { body(state, 0, count); }
+        finally { _insideRegion = false; }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(state, member, teamSize) once for every member of a team of
+    /// min(<paramref name="maxTeam"/>, Threads) threads (1 when nested). Every member runs on its own thread
+    /// at the same time, so members may wait for each other (barriers). Member 0 is the calling thread.
+    /// </summary>
+    internal static void RunTeam<TState>(int maxTeam, TState state, Action<TState, int, int> body)
+    {
+        if (Math.Min(_threads, maxTeam) <= 1 || _insideRegion)
+        {
+            body(state, 0, 1);
+            return;
+        }
+        lock (Gate)
+        {
+            int team = Math.Min(_threads, maxTeam);
+            if (team <= 1)
+            {
+                _insideRegion = true;
+                try { body(state, 0, 1); }
+                finally { _insideRegion = false; }
+                return;
+            }
+            var job = TeamJob<TState>.Instance;
+            job.State = state;
+            job.Body = body;
+            job.Team = team;
+            try { Execute(job, team, team); }
+            finally { job.State = default!; job.Body = null; }
+        }
+    }
+
+    // Caller holds Gate. Runs tasks [0, tasks) on `threads` threads: thread w runs w, w+threads, ...
+    private static void Execute(Job job, int tasks, int threads)
+    {
+        EnsureWorkers(threads - 1);
+        _insideRegion = true;
+        try
+        {
+            _job = job;
+            _jobTasks = tasks;
+            _jobThreads = threads;
+            _failure = null;
+            Done.Reset();
+            Volatile.Write(ref _remaining, threads - 1);
+            for (int w = 0; w < threads - 1; w++) _workers[w].Post();
+            Exception? mine = null;
+            try
+            {
+                for (int i = 0; i < tasks; i += threads) job.Execute(i);
+            }
+            catch (Exception ex) { mine = ex; }
+            // Bounded spin for the workers to finish, then park.
+            if (Volatile.Read(ref _remaining) != 0)
+            {
+                long until = Stopwatch.GetTimestamp() + SpinTicks;
+                while (Volatile.Read(ref _remaining) != 0 && Stopwatch.GetTimestamp() < until) Thread.SpinWait(8);
+                Done.Wait();
+            }
+            _job = null;
+            var failure = mine ?? _failure;
+            if (failure != null)
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+        finally
+        {
+            _insideRegion = false;
+        }
     }
 
     private static void EnsureWorkers(int needed)
@@ -123,10 +219,51 @@ public static class WorkerPool
         _workers = grown;
     }
 
+    private abstract class Job
+    {
+        public abstract void Execute(int task);
+    }
+
+    // One cached instance per state type; used only under Gate, so never shared by two running regions.
+    private sealed class RunJob<TState> : Job
+    {
+        public static readonly RunJob<TState> Instance = new();
+        public TState State = default!;
+        public Action<TState, int>? Body;
+        public override void Execute(int task) => Body!(State, task);
+    }
+
+    private sealed class ForJob<TState> : Job
+    {
+        public static readonly ForJob<TState> Instance = new();
+        public TState State = default!;
+        public Action<TState, int, int>? Body;
+        public int Count, Chunks;
+
+        public override void Execute(int task)
+        {
+            long start = (long)Count * task / Chunks;
+            long end = (long)Count * (task + 1) / Chunks;
+            if (end > start) Body!(State, (int)start, (int)end);
+        }
+    }
+
+    private sealed class TeamJob<TState> : Job
+    {
+        public static readonly TeamJob<TState> Instance = new();
+        public TState State = default!;
+        public Action<TState, int, int>? Body;
+        public int Team;
+        public override void Execute(int task) => Body!(State, task, Team);
+    }
+
     private sealed class Worker
     {
-        public readonly SemaphoreSlim Signal = new(0);
+        private readonly SemaphoreSlim _signal = new(0);
         private readonly int _index;
+        private int _parked;
+        private int _posted;   // jobs handed to this worker (written by callers, under Gate)
+        private int _taken;    // jobs it has started (written by the worker)
 
         public Worker(int index)
         {
@@ -135,17 +272,49 @@ public static class WorkerPool
             thread.Start();
         }
 
+        // Hands the current job to this worker (the job fields are already written).
+        public void Post()
+        {
+            Interlocked.Increment(ref _posted);
+            if (Interlocked.Exchange(ref _parked, 0) == 1) _signal.Release();
+        }
+
+        private void WaitForJob()
+        {
+            // Bounded spin: back-to-back kernel calls find the worker awake.
+            if (Volatile.Read(ref _posted) != _taken) return;
+            long until = Stopwatch.GetTimestamp() + SpinTicks;
+            while (Stopwatch.GetTimestamp() < until)
+            {
+                Thread.SpinWait(8);
+                if (Volatile.Read(ref _posted) != _taken) return;
+            }
+            // Park. Announce it first; a caller that posts a job after this sees _parked == 1 and releases us.
+            Interlocked.Exchange(ref _parked, 1);
+            if (Volatile.Read(ref _posted) == _taken)
+            {
+                _signal.Wait();
+            }
+            else if (Interlocked.Exchange(ref _parked, 0) == 0)
+            {
+                // The caller already claimed our parked flag and releases the semaphore: consume that release.
+                _signal.Wait();
+            }
+        }
+
         private void Loop()
         {
             _insideRegion = true;
             while (true)
             {
-                // SemaphoreSlim spins briefly, then blocks: bounded spin, then park.
-                Signal.Wait();
+                WaitForJob();
+                _taken++;
                 var job = _job;
+                int tasks = _jobTasks, threads = _jobThreads;
                 try
                 {
-                    if (job != null && _index < _jobCount) job(_index);
+                    if (job != null)
+                        for (int i = _index; i < tasks; i += threads) job.Execute(i);
                 }
                 catch (Exception ex)
                 {

@@ -1,0 +1,559 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace MlNetFineTune.Tensors.Cpu;
+
+/// <summary>Micro-kernel tile shape and cache block sizes of one SIMD level.</summary>
+internal readonly record struct GemmBlocking(SimdLevel Level, int MR, int NR, int KC, int MC, int NC)
+{
+    /// <summary>
+    /// Block sizes per level. Sized for L1d 32-48 KB, L2 0.5-2 MB, a shared L3: the B micro-panel
+    /// (KC x NR) stays in L1 while the A micro-panels of one MC x KC block stream from L2, and the KC x NC
+    /// block of B (shared by all threads) sits in L3.
+    /// </summary>
+    public static GemmBlocking For(SimdLevel level)
+    {
+        var bk = level switch
+        {
+            // B micro-panel 192*32*4 = 24 KB, A block 240*192*4 = 180 KB, B block 192*4096*4 = 3 MB.
+            SimdLevel.Vector512 => new GemmBlocking(level, 12, 32, 192, 240, 4096),
+            // B micro-panel 256*16*4 = 16 KB, A block 144*256*4 = 144 KB, B block 256*4096*4 = 4 MB.
+            SimdLevel.Vector256 => new GemmBlocking(level, 6, 16, 256, 144, 4096),
+            _ => new GemmBlocking(SimdLevel.Scalar, 4, 4, 256, 128, 4096),
+        };
+        if (Gemm.BlockingOverride is { } o)
+            bk = bk with
+            {
+                KC = Math.Max(1, o.Kc),
+                MC = Math.Max(1, (o.Mc + bk.MR - 1) / bk.MR) * bk.MR,
+                NC = Math.Max(1, (o.Nc + bk.NR - 1) / bk.NR) * bk.NR,
+            };
+        return bk;
+    }
+}
+
+/// <summary>
+/// The packed GEMM driver (BLIS loop structure):
+/// <code>
+/// for jc over N in NC blocks
+///   for pc over K in KC blocks
+///     pack B[pc.., jc..] into NR-column micro-panels   (shared by the team; chunks claimed by members)
+///     for ic over M in row blocks of at most MC           (units claimed by members)
+///       pack A[ic.., pc..] into MR-row micro-panels    (per thread, L2)
+///       for jr over NR panels
+///         for ir over MR panels: micro-kernel C[ir, jr] (+)= Apanel * Bpanel
+/// </code>
+/// Members claim work with atomic counters, so a member slowed down by other load on the machine is
+/// covered by the others; with a team the packed B blocks alternate between two buffers.
+/// Packing reads op(A) / op(B) straight from the caller's storage, so transposed operands are never
+/// materialised. Block boundaries over k depend only on k, never on the thread count.
+/// </summary>
+internal static unsafe class GemmPacked
+{
+    /// <summary>Minimum multiply-adds per thread before a product is split over threads.</summary>
+    internal const long MinWorkPerThread = 1L << 19;
+
+    public static void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
+        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads)
+    {
+        var bk = GemmBlocking.For(level);
+        long work = (long)m * n * k;
+        int team = (int)Math.Clamp(work / MinWorkPerThread, 1, Math.Max(1, maxThreads));
+
+        // Blocks over k and n: equal sizes (n blocks aligned to NR), independent of the thread count.
+        int kBlocks = (k + bk.KC - 1) / bk.KC;
+        int kcMax = (k + kBlocks - 1) / kBlocks;
+        int nPanels = (n + bk.NR - 1) / bk.NR;
+        int nBlocks = (nPanels * bk.NR + bk.NC - 1) / bk.NC;
+        int ncPanelsMax = (nPanels + nBlocks - 1) / nBlocks;
+
+        var job = Job.ForThisThread();
+        job.Bk = bk;
+        job.TransA = transA; job.TransB = transB;
+        job.M = m; job.N = n; job.K = k;
+        job.A = a; job.Lda = lda; job.B = b; job.Ldb = ldb; job.C = c; job.Ldc = ldc;
+        job.Accumulate = accumulate;
+        job.KBlocks = kBlocks; job.NPanels = nPanels; job.NBlocks = nBlocks;
+        long bBlock = ((long)kcMax * ncPanelsMax * bk.NR + 15) & ~15L;
+        job.BPack = Buffers.PackB(team > 1 ? 2 * bBlock : bBlock);
+        job.BBlock = (nint)bBlock;
+        job.Reset(MaxUnits(bk, m, ncPanelsMax, team));
+        try
+        {
+            if (team <= 1) job.Run(0, 1);
+            else WorkerPool.RunTeam(team, job, static (j, member, size) => j.RunGuarded(member, size));
+        }
+        catch (Exception) when (job.Failure != null)
+        {
+            // A member failed and the others bailed out of their barriers: report the original error.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(job.Failure).Throw();
+        }
+        finally
+        {
+            job.A = job.B = job.C = job.BPack = null;
+        }
+    }
+
+    // Row blocks: at most MC rows (the A block stays in L2); with a team, small enough that every member
+    // gets several units, so a member slowed down by other load is covered by the others.
+    private static (int UnitPanels, int RowBlocks) RowBlocks(in GemmBlocking bk, int m, int team)
+    {
+        int mPanels = (m + bk.MR - 1) / bk.MR;
+        int maxPanels = Math.Max(1, bk.MC / bk.MR);
+        int unitPanels = team == 1
+            ? Math.Min(maxPanels, mPanels)
+            : Math.Clamp((mPanels + team * 6 - 1) / (team * 6), Math.Min(Math.Min(4, mPanels), maxPanels), maxPanels);
+        return (unitPanels, (mPanels + unitPanels - 1) / unitPanels);
+    }
+
+    // Few row blocks: also split the columns, so every member has work.
+    private static int ColChunks(int rowBlocks, int ncPanels, int team) =>
+        team == 1 || rowBlocks >= team * 3 ? 1 : Math.Max(1, Math.Min(ncPanels, (team * 6 + rowBlocks - 1) / rowBlocks));
+
+    // The most units any block can have, for any team size up to `team` (the pool may run a smaller team).
+    private static int MaxUnits(in GemmBlocking bk, int m, int ncPanelsMax, int team)
+    {
+        int max = 1;
+        for (int t = 1; t <= team; t++)
+        {
+            int rowBlocks = RowBlocks(bk, m, t).RowBlocks;
+            max = Math.Max(max, rowBlocks * ColChunks(rowBlocks, ncPanelsMax, t));
+        }
+        return max;
+    }
+
+    private sealed class Job
+    {
+        [ThreadStatic] private static Job? t_job;
+        public static Job ForThisThread() => t_job ??= new Job();
+
+        public GemmBlocking Bk;
+        public bool TransA, TransB, Accumulate;
+        public int M, N, K, KBlocks, NPanels, NBlocks;
+        public float* A, B, C, BPack;
+        public nint Lda, Ldb, Ldc, BBlock;
+
+        // Work counters shared by the team. They only grow during one product (block after block), so a
+        // claim can never be confused with one of an earlier block.
+        private int _bClaimed, _bPacked, _uClaimed;
+        // Units finished, counted per step modulo 3 (steps s-2, s-1 and s can be in flight at once).
+        private readonly int[] _uDone = new int[3];
+        private Exception? _failure;
+        // Per unit of the current NC block: 1 + the last step (k block) whose unit is finished. A unit of
+        // step s adds onto the C tiles that the same unit of step s-1 wrote, so it waits for that one.
+        private int[] _unitStep = new int[64];
+
+        public Exception? Failure => Volatile.Read(ref _failure);
+
+        public void Reset(int maxUnits)
+        {
+            _bClaimed = _bPacked = _uClaimed = 0;
+            _uDone[0] = _uDone[1] = _uDone[2] = 0;
+            _failure = null;
+            if (_unitStep.Length < maxUnits) _unitStep = new int[Math.Max(maxUnits, _unitStep.Length * 2)];
+            else Array.Clear(_unitStep, 0, maxUnits);
+        }
+
+        // Claims the next item below `end`, if any.
+        private static bool TryClaim(ref int counter, int end, out int item)
+        {
+            while (true)
+            {
+                int v = Volatile.Read(ref counter);
+                if (v >= end) { item = 0; return false; }
+                if (Interlocked.CompareExchange(ref counter, v + 1, v) == v) { item = v; return true; }
+            }
+        }
+
+        // Waits (spinning, then yielding) until counter >= target. Only ever waits for work another member
+        // has already claimed, so the wait is short unless that member was descheduled.
+        private void WaitFor(ref int counter, int target)
+        {
+            if (Volatile.Read(ref counter) >= target) return;
+            var spin = new SpinWait();
+            while (Volatile.Read(ref counter) < target)
+            {
+                if (Failure != null) throw new OperationCanceledException("Another GEMM thread failed.");
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+
+        public void RunGuarded(int member, int team)
+        {
+            try { Run(member, team); }
+            catch (Exception ex) when (ex is not OperationCanceledException || Failure == null)
+            {
+                Interlocked.CompareExchange(ref _failure, ex, null);
+                throw;
+            }
+        }
+
+        /// <summary>
+        /// One team member's share. Per (NC, KC) block: the B block is packed in chunks of NR panels that
+        /// members claim, then the C block is computed in units (an MR-aligned row block times a range of
+        /// NR panels) that members claim; a member packs the A rows of each unit it takes (once per row block).
+        /// Who computes a unit never changes what is computed: each C element is reduced over k in the same
+        /// order, so the result is bitwise the same at every thread count and under any scheduling.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int member, int team)
+        {
+            var bk = Bk;
+            int mr = bk.MR, nr = bk.NR;
+            int m = M, n = N, k = K;
+            int kBlocks = KBlocks, nBlocks = NBlocks, nPanels = NPanels;
+
+            var (unitPanels, rowBlocks) = RowBlocks(bk, m, team);
+            float* apack = Buffers.PackA((long)unitPanels * mr * ((k + kBlocks - 1) / kBlocks));
+
+            int bBase = 0, uBase = 0;
+            int done0 = 0, done1 = 0, done2 = 0;   // units expected in _uDone[0..2] through the last step
+            int step = 0;
+            for (int jb = 0; jb < nBlocks; jb++)
+            {
+                int jp0 = (int)((long)nPanels * jb / nBlocks), jp1 = (int)((long)nPanels * (jb + 1) / nBlocks);
+                int j0 = jp0 * nr;
+                int nc = Math.Min(n, jp1 * nr) - j0;
+                int ncPanels = jp1 - jp0;
+                int colChunks = ColChunks(rowBlocks, ncPanels, team);
+                int chunkPanels = team == 1 ? ncPanels : Math.Max(1, (ncPanels + team * 4 - 1) / (team * 4));
+                int bChunks = (ncPanels + chunkPanels - 1) / chunkPanels;
+                int units = rowBlocks * colChunks;
+
+                for (int kb = 0; kb < kBlocks; kb++, step++)
+                {
+                    int p0 = (int)((long)k * kb / kBlocks), p1 = (int)((long)k * (kb + 1) / kBlocks);
+                    int kc = p1 - p0;
+                    bool overwrite = kb == 0 && !Accumulate;
+
+                    // With a team the packed B blocks alternate between two buffers; the one for this block
+                    // was last read by step-2, whose units must all be done before it is overwritten. (A
+                    // member past this wait has seen step-2 finish, so step+1 units, which share its
+                    // counter, cannot be counted before all step-2 units are.)
+                    float* bpack = team > 1 && (step & 1) != 0 ? BPack + BBlock : BPack;
+                    int bEnd = bBase + bChunks;
+                    int slot = step % 3;
+                    if (team > 1)
+                    {
+                        if (step >= 2)
+                        {
+                            int prev = (step - 2) % 3;
+                            WaitFor(ref _uDone[prev], prev == 0 ? done0 : prev == 1 ? done1 : done2);
+                        }
+                        while (TryClaim(ref _bClaimed, bEnd, out int chunk))
+                        {
+                            int c0 = (chunk - bBase) * chunkPanels, c1 = Math.Min(ncPanels, c0 + chunkPanels);
+                            PackB(bk, TransB, B, Ldb, p0, kc, j0 + c0 * nr, Math.Min(nc, c1 * nr) - c0 * nr,
+                                bpack + (nint)c0 * kc * nr);
+                            Interlocked.Increment(ref _bPacked);
+                        }
+                        WaitFor(ref _bPacked, bEnd);
+                    }
+                    else
+                    {
+                        PackB(bk, TransB, B, Ldb, p0, kc, j0, nc, bpack);
+                    }
+
+                    int uEnd = uBase + units;
+                    int packedRowBlock = -1;
+                    while (true)
+                    {
+                        int u;
+                        if (team > 1)
+                        {
+                            if (!TryClaim(ref _uClaimed, uEnd, out int claimed)) break;
+                            u = claimed - uBase;
+                        }
+                        else
+                        {
+                            u = packedRowBlock + 1;
+                            if (u >= units) break;
+                        }
+                        int rb = u / colChunks, cc = u - rb * colChunks;
+                        int i0 = rb * unitPanels * mr;
+                        int mc = Math.Min(m, i0 + unitPanels * mr) - i0;
+                        if (rb != packedRowBlock)
+                        {
+                            PackA(bk, TransA, A, Lda, i0, mc, p0, kc, apack);
+                            packedRowBlock = rb;
+                        }
+                        int cp0 = (int)((long)ncPanels * cc / colChunks), cp1 = (int)((long)ncPanels * (cc + 1) / colChunks);
+                        if (team > 1 && kb > 0) WaitFor(ref _unitStep[u], step);
+                        Macro(bk, mc, nc, kc, cp0, cp1, apack, bpack, C + i0 * Ldc + j0, Ldc, overwrite);
+                        if (team > 1)
+                        {
+                            // Raise, never lower: at the first k block of an NC block a unit does not wait,
+                            // so the same unit index of the previous NC block may finish after it.
+                            ref int mark = ref _unitStep[u];
+                            int seen;
+                            while ((seen = Volatile.Read(ref mark)) < step + 1 && Interlocked.CompareExchange(ref mark, step + 1, seen) != seen) { }
+                            Interlocked.Increment(ref _uDone[slot]);
+                        }
+                    }
+
+                    bBase = bEnd;
+                    uBase = uEnd;
+                    if (slot == 0) done0 += units; else if (slot == 1) done1 += units; else done2 += units;
+                }
+            }
+        }
+    }
+
+    /// <summary>Runs the micro-kernel over an mc x nc block of C for NR panels [cp0, cp1).</summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Macro(in GemmBlocking bk, int mc, int nc, int kc, int cp0, int cp1,
+        float* apack, float* bpack, float* c, nint ldc, bool overwrite)
+    {
+        int mr = bk.MR, nr = bk.NR;
+        float* tile = stackalloc float[16 * 32];
+        var level = bk.Level;
+        for (int jp = cp0; jp < cp1; jp++)
+        {
+            int j = jp * nr;
+            int cols = Math.Min(nr, nc - j);
+            float* bp = bpack + (nint)jp * kc * nr;
+            for (int i = 0; i < mc; i += mr)
+            {
+                int rows = Math.Min(mr, mc - i);
+                float* ap = apack + (nint)i * kc;
+                float* cij = c + i * ldc + j;
+                if (rows == mr && cols == nr)
+                {
+                    if (Sse.IsSupported)
+                    {
+                        // The kernel reads the C tile only at its end: start fetching it now.
+                        for (int r = 0; r < mr; r++)
+                        {
+                            float* cr = cij + r * ldc;
+                            for (int q = 0; q < nr; q += 16) Sse.Prefetch0(cr + q);
+                            Sse.Prefetch0(cr + nr - 1);
+                        }
+                    }
+                    Kernel(level, kc, ap, bp, cij, ldc, overwrite);
+                }
+                else
+                {
+                    Kernel(level, kc, ap, bp, tile, nr, true);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float* src = tile + r * nr;
+                        float* dst = cij + r * ldc;
+                        if (overwrite) for (int q = 0; q < cols; q++) dst[q] = src[q];
+                        else for (int q = 0; q < cols; q++) dst[q] += src[q];
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel(SimdLevel level, int kc, float* a, float* b, float* c, nint ldc, bool overwrite)
+    {
+        if (level == SimdLevel.Vector512) GemmKernels.Kernel512_12x32(kc, a, b, c, ldc, overwrite);
+        else if (level == SimdLevel.Vector256) GemmKernels.Kernel256_6x16(kc, a, b, c, ldc, overwrite);
+        else GemmKernels.KernelScalar4x4(kc, a, b, c, ldc, overwrite);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Packing. A and B are packed by the same two routines: "interleave" gathers R source rows that run
+    // along k into R-wide k steps (op(A) as stored, or op(B) transposed), and "runs" copies R-wide runs
+    // that already lie along a source row (op(A) transposed, or op(B) as stored).
+
+    /// <summary>
+    /// Packs rows [i0, i0+mc) x k-range [p0, p0+kc) of op(A) into MR-row micro-panels: panel q holds, for
+    /// each p, the MR values op(A)[i0+q*MR+r, p0+p] (zero past row mc).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackA(in GemmBlocking bk, bool transA, float* a, nint lda, int i0, int mc, int p0, int kc, float* dst)
+    {
+        int mr = bk.MR;
+        if (!transA)
+        {
+            // op(A)[i, p] = a[i*lda + p].
+            for (int i = 0; i < mc; i += mr, dst += (nint)mr * kc)
+                PackInterleave(a + (i0 + i) * lda + p0, lda, Math.Min(mr, mc - i), mr, kc, dst);
+        }
+        else
+        {
+            // op(A)[i, p] = a[p*lda + i].
+            PackRuns(a + (nint)p0 * lda + i0, lda, mc, mr, kc, dst);
+        }
+    }
+
+    /// <summary>
+    /// Packs k-range [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column micro-panels: panel q holds,
+    /// for each p, the NR values op(B)[p0+p, j0+q*NR+j] (zero past column nc).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackB(in GemmBlocking bk, bool transB, float* b, nint ldb, int p0, int kc, int j0, int nc, float* dst)
+    {
+        int nr = bk.NR;
+        if (!transB)
+        {
+            // op(B)[p, j] = b[p*ldb + j]: panel by panel (an NR run is one or two whole cache lines).
+            for (int j = 0; j < nc; j += nr, dst += (nint)nr * kc)
+                PackRuns(b + (nint)p0 * ldb + j0 + j, ldb, Math.Min(nr, nc - j), nr, kc, dst);
+        }
+        else
+        {
+            // op(B)[p, j] = b[j*ldb + p].
+            for (int j = 0; j < nc; j += nr, dst += (nint)nr * kc)
+                PackInterleave(b + (j0 + j) * ldb + p0, ldb, Math.Min(nr, nc - j), nr, kc, dst);
+        }
+    }
+
+    /// <summary>
+    /// dst[p*r + x] = src[x*ld + p] for x &lt; rows (0 for rows &lt;= x &lt; r), p &lt; kc: the source rows run
+    /// along k. Full panels are transposed 4 k steps at a time with SSE shuffles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackInterleave(float* src, nint ld, int rows, int r, int kc, float* dst)
+    {
+        int p = 0;
+        if (rows == r && Sse.IsSupported && (r % 4 == 0 || r % 4 == 2) && kc >= 4)
+        {
+            // Four source rows at a time over all of k (few read streams), 4x4 transposes.
+            int kc4 = kc & ~3;
+            nint ld2 = ld * 2, ld3 = ld * 3;
+            int x = 0;
+            for (; x + 4 <= r; x += 4)
+            {
+                float* s = src + x * ld;
+                float* d = dst + x;
+                for (int q = 0; q < kc4; q += 4, d += 4 * r)
+                {
+                    var r0 = Sse.LoadVector128(s + q);
+                    var r1 = Sse.LoadVector128(s + ld + q);
+                    var r2 = Sse.LoadVector128(s + ld2 + q);
+                    var r3 = Sse.LoadVector128(s + ld3 + q);
+                    var t0 = Sse.UnpackLow(r0, r1);    // r0p0 r1p0 r0p1 r1p1
+                    var t1 = Sse.UnpackHigh(r0, r1);   // r0p2 r1p2 r0p3 r1p3
+                    var t2 = Sse.UnpackLow(r2, r3);
+                    var t3 = Sse.UnpackHigh(r2, r3);
+                    Sse.Store(d, Sse.MoveLowToHigh(t0, t2));
+                    Sse.Store(d + r, Sse.MoveHighToLow(t2, t0));
+                    Sse.Store(d + 2 * r, Sse.MoveLowToHigh(t1, t3));
+                    Sse.Store(d + 3 * r, Sse.MoveHighToLow(t3, t1));
+                }
+            }
+            if (x + 2 == r)
+            {
+                float* s = src + x * ld;
+                float* d = dst + x;
+                for (int q = 0; q < kc4; q += 4, d += 4 * r)
+                {
+                    var r0 = Sse.LoadVector128(s + q);
+                    var r1 = Sse.LoadVector128(s + ld + q);
+                    var u0 = Sse.UnpackLow(r0, r1);    // r0p0 r1p0 r0p1 r1p1
+                    var u1 = Sse.UnpackHigh(r0, r1);   // r0p2 r1p2 r0p3 r1p3
+                    Sse.StoreLow(d, u0);
+                    Sse.StoreHigh(d + r, u0);
+                    Sse.StoreLow(d + 2 * r, u1);
+                    Sse.StoreHigh(d + 3 * r, u1);
+                }
+            }
+            p = kc4;
+        }
+        for (int x = 0; x < rows; x++)
+        {
+            float* s = src + x * ld;
+            float* d = dst + x;
+            for (int q = p; q < kc; q++) d[(nint)q * r] = s[q];
+        }
+        for (int x = rows; x < r; x++)
+            for (int q = p; q < kc; q++) dst[(nint)q * r + x] = 0;
+    }
+
+    /// <summary>
+    /// dst[q*r*kc + p*r + x] = src[p*ld + q*r + x] for q*r + x &lt; cols (0 past cols), p &lt; kc: copies the
+    /// source rows (each cols long, along the panel dimension) into ceil(cols/r) panels of r-wide k steps,
+    /// reading each source row once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackRuns(float* src, nint ld, int cols, int r, int kc, float* dst)
+    {
+        int full = cols / r, rest = cols - full * r;
+        nint panel = (nint)r * kc;
+        bool v128 = Vector128.IsHardwareAccelerated, v256 = Vector256.IsHardwareAccelerated;
+        for (int p = 0; p < kc; p++, src += ld)
+        {
+            float* d = dst + (nint)p * r;
+            float* s = src;
+            if (r == 16 && v256)
+            {
+                for (int q = 0; q < full; q++, s += 16, d += panel)
+                {
+                    Vector256.Store(Vector256.Load(s), d);
+                    Vector256.Store(Vector256.Load(s + 8), d + 8);
+                }
+            }
+            else if (r == 32 && v256)
+            {
+                for (int q = 0; q < full; q++, s += 32, d += panel)
+                {
+                    Vector256.Store(Vector256.Load(s), d);
+                    Vector256.Store(Vector256.Load(s + 8), d + 8);
+                    Vector256.Store(Vector256.Load(s + 16), d + 16);
+                    Vector256.Store(Vector256.Load(s + 24), d + 24);
+                }
+            }
+            else if (r == 6 && v128)
+            {
+                for (int q = 0; q < full; q++, s += 6, d += panel)
+                {
+                    Vector128.Store(Vector128.Load(s), d);
+                    *(long*)(d + 4) = *(long*)(s + 4);
+                }
+            }
+            else if (r == 12 && v128)
+            {
+                for (int q = 0; q < full; q++, s += 12, d += panel)
+                {
+                    Vector128.Store(Vector128.Load(s), d);
+                    Vector128.Store(Vector128.Load(s + 4), d + 4);
+                    Vector128.Store(Vector128.Load(s + 8), d + 8);
+                }
+            }
+            else if (r == 4 && v128)
+            {
+                for (int q = 0; q < full; q++, s += 4, d += panel)
+                    Vector128.Store(Vector128.Load(s), d);
+            }
+            else
+            {
+                for (int q = 0; q < full; q++, s += r, d += panel)
+                    for (int x = 0; x < r; x++) d[x] = s[x];
+            }
+            if (rest > 0)
+            {
+                int x = 0;
+                for (; x < rest; x++) d[x] = s[x];
+                for (; x < r; x++) d[x] = 0;
+            }
+        }
+    }
+
+    /// <summary>Per-thread pack buffers: pinned (never move), 64-byte aligned, grown on demand, reused.</summary>
+    private static class Buffers
+    {
+        [ThreadStatic] private static float[]? t_a;
+        [ThreadStatic] private static float[]? t_b;
+
+        public static float* PackA(long floats) => Get(ref t_a, floats);
+        public static float* PackB(long floats) => Get(ref t_b, floats);
+
+        private static float* Get(ref float[]? buffer, long floats)
+        {
+            if (buffer == null || buffer.Length < floats + 16)
+            {
+                long size = Math.Max(floats + 16, buffer == null ? 0 : Math.Min((long)buffer.Length * 3 / 2, Array.MaxLength));
+                buffer = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
+            }
+            nint addr = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
+            return (float*)((addr + 63) & ~(nint)63);
+        }
+    }
+}

@@ -1,0 +1,429 @@
+using MlNetFineTune.Tensors.Cpu;
+using Xunit;
+
+namespace MlNetFineTune.Tensors.Tests;
+
+/// <summary>Tests that change process-wide kernel state (Simd.Force, WorkerPool.SetThreads, Gemm test hooks).</summary>
+[CollectionDefinition("GlobalKernelState", DisableParallelization = true)]
+public sealed class GlobalKernelStateCollection
+{
+}
+
+[Collection("GlobalKernelState")]
+public sealed class GemmTests
+{
+    private static readonly SimdLevel[] AllLevels = [SimdLevel.Scalar, SimdLevel.Vector256, SimdLevel.Vector512];
+
+    private static IEnumerable<SimdLevel> Levels => AllLevels.Where(l => l <= Simd.Hardware);
+
+    private static readonly (bool TransA, bool TransB)[] Transposes = [(false, false), (false, true), (true, false), (true, true)];
+
+    /// <summary>One operand laid out with an offset and a padded leading dimension.</summary>
+    private sealed class Operand
+    {
+        public required float[] Data;
+        public required int Offset;
+        public required int Ld;
+        public required int Rows;   // as stored
+        public required int Cols;   // as stored
+
+        public float At(int r, int c) => Data[Offset + r * Ld + c];
+
+        public static Operand Random(int rows, int cols, int offset, int pad, Random rng)
+        {
+            int ld = cols + pad;
+            var data = new float[offset + Math.Max(0, rows - 1) * ld + cols + 7];
+            for (int i = 0; i < data.Length; i++) data[i] = (float)(rng.NextDouble() * 2 - 1);
+            return new Operand { Data = data, Offset = offset, Ld = ld, Rows = rows, Cols = cols };
+        }
+    }
+
+    private sealed record Problem(bool TransA, bool TransB, int M, int N, int K, Operand A, Operand B, Operand C0,
+        double[] Product, double[] AbsProduct)
+    {
+        public float OpA(int i, int p) => TransA ? A.At(p, i) : A.At(i, p);
+        public float OpB(int p, int j) => TransB ? B.At(j, p) : B.At(p, j);
+    }
+
+    private static Problem MakeProblem(bool transA, bool transB, int m, int n, int k, int seed, int pad = 3, int offset = 5)
+    {
+        var rng = new Random(seed);
+        var a = transA ? Operand.Random(k, m, offset, pad, rng) : Operand.Random(m, k, offset, pad, rng);
+        var b = transB ? Operand.Random(n, k, offset + 2, pad + 1, rng) : Operand.Random(k, n, offset + 2, pad + 1, rng);
+        var c = Operand.Random(m, n, offset + 1, pad + 2, rng);
+        var product = new double[m * n];
+        var abs = new double[m * n];
+        var p0 = new Problem(transA, transB, m, n, k, a, b, c, product, abs);
+        var opA = new double[m * k];
+        var opB = new double[k * n];
+        for (int i = 0; i < m; i++) for (int p = 0; p < k; p++) opA[i * k + p] = p0.OpA(i, p);
+        for (int p = 0; p < k; p++) for (int j = 0; j < n; j++) opB[p * n + j] = p0.OpB(p, j);
+        for (int i = 0; i < m; i++)
+        for (int p = 0; p < k; p++)
+        {
+            double av = opA[i * k + p];
+            for (int j = 0; j < n; j++)
+            {
+                double t = av * opB[p * n + j];
+                product[i * n + j] += t;
+                abs[i * n + j] += Math.Abs(t);
+            }
+        }
+        return p0;
+    }
+
+    private static float[] Run(Problem pr, bool accumulate)
+    {
+        var c = (float[])pr.C0.Data.Clone();
+        Gemm.Sgemm(pr.TransA, pr.TransB, pr.M, pr.N, pr.K,
+            pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld, c, pr.C0.Offset, pr.C0.Ld, accumulate);
+        return c;
+    }
+
+    private static void Verify(Problem pr, bool accumulate, float[] c, string what)
+    {
+        double tol = 1e-5 * Math.Sqrt(pr.K + 1);
+        var inWindow = new bool[c.Length];
+        for (int i = 0; i < pr.M; i++)
+        for (int j = 0; j < pr.N; j++)
+        {
+            int idx = pr.C0.Offset + i * pr.C0.Ld + j;
+            inWindow[idx] = true;
+            double c0 = pr.C0.Data[idx];
+            double expected = pr.Product[i * pr.N + j] + (accumulate ? c0 : 0);
+            double scale = pr.AbsProduct[i * pr.N + j] + (accumulate ? Math.Abs(c0) : 0) + 1e-30;
+            double err = Math.Abs(c[idx] - expected);
+            if (!(err <= tol * scale))
+                Assert.Fail($"{what}: C[{i},{j}] = {c[idx]}, expected {expected} (err {err:E2} > {tol * scale:E2})");
+        }
+        for (int idx = 0; idx < c.Length; idx++)
+            if (!inWindow[idx] && BitConverter.SingleToInt32Bits(c[idx]) != BitConverter.SingleToInt32Bits(pr.C0.Data[idx]))
+                Assert.Fail($"{what}: C element {idx} outside the m x n window was written.");
+    }
+
+    private static void WithThreads(int threads, Action body)
+    {
+        int saved = WorkerPool.Threads;
+        WorkerPool.SetThreads(threads);
+        try { body(); }
+        finally { WorkerPool.SetThreads(saved); }
+    }
+
+    private static void WithHooks(bool forcePacked, (int, int, int)? blocking, Action body)
+    {
+        bool savedForce = Gemm.ForcePacked;
+        var savedBlocking = Gemm.BlockingOverride;
+        Gemm.ForcePacked = forcePacked;
+        Gemm.BlockingOverride = blocking;
+        try { body(); }
+        finally
+        {
+            Gemm.ForcePacked = savedForce;
+            Gemm.BlockingOverride = savedBlocking;
+        }
+    }
+
+    // Checks one problem on every SIMD path, at 1 and 2 threads, with and without accumulate; the results
+    // at 1 and 2 threads must also be bitwise equal.
+    private static void CheckAllPaths(Problem pr, string name)
+    {
+        foreach (var level in Levels)
+        {
+            using var scope = Simd.Force(level);
+            foreach (bool accumulate in new[] { false, true })
+            {
+                float[]? first = null;
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    string what = $"{name} {pr.M}x{pr.N}x{pr.K} tA={pr.TransA} tB={pr.TransB} acc={accumulate} {level} threads={threads}";
+                    float[] c = [];
+                    WithThreads(threads, () => c = Run(pr, accumulate));
+                    Verify(pr, accumulate, c, what);
+                    if (first == null) first = c;
+                    else Assert.True(first.AsSpan().SequenceEqual(c), $"{what}: differs bitwise from threads=1");
+                }
+            }
+        }
+    }
+
+    public static TheoryData<int, int, int> Shapes => new()
+    {
+        { 1, 1, 1 },
+        { 1, 37, 1 },
+        { 1, 40, 300 },     // m == 1 (direct path even though large)
+        { 3, 1, 9 },
+        { 7, 13, 5 },
+        { 6, 16, 8 },
+        { 17, 33, 65 },
+        { 13, 47, 257 },    // k straddles KC (256)
+        { 12, 32, 192 },    // exactly one Vector512 tile, kc = KC(512)
+        { 25, 65, 193 },
+        { 150, 40, 30 },    // m straddles MC (144 for Vector256)
+        { 64, 64, 64 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Sgemm_MatchesReference_AllPathsAndTransposes(int m, int n, int k)
+    {
+        int seed = m * 1000003 + n * 1009 + k;
+        foreach (var (tA, tB) in Transposes)
+        {
+            var pr = MakeProblem(tA, tB, m, n, k, seed++);
+            CheckAllPaths(pr, "default");
+            WithHooks(forcePacked: true, blocking: null, () => CheckAllPaths(pr, "packed"));
+        }
+    }
+
+    [Fact]
+    public void Sgemm_LargeOddShape_MatchesReference()
+    {
+        int seed = 7;
+        foreach (var (tA, tB) in Transposes)
+            CheckAllPaths(MakeProblem(tA, tB, 300, 200, 700, seed++), "300x200x700");
+    }
+
+    [Fact]
+    public void Sgemm_ManySmallCacheBlocks_MatchesReference()
+    {
+        // Tiny KC/MC/NC so a moderate product crosses many k, m and n block boundaries (with ragged edges).
+        int seed = 11;
+        WithHooks(forcePacked: true, blocking: (37, 20, 40), () =>
+        {
+            foreach (var (tA, tB) in Transposes)
+                CheckAllPaths(MakeProblem(tA, tB, 71, 101, 130, seed++), "small-blocks");
+        });
+    }
+
+    [Fact]
+    public void Sgemm_TwoThreads_ManyBlocks_BitwiseEqualToOneThread_Repeatedly()
+    {
+        // Many k blocks and small row blocks, so the two threads hand C tiles to each other from one k
+        // block to the next: a race there shows up as a difference from the single-thread result.
+        WithHooks(forcePacked: true, blocking: (16, 24, 64), () =>
+        {
+            var pr = MakeProblem(false, false, 190, 150, 300, 21);
+            float[] expected = [];
+            WithThreads(1, () => expected = Run(pr, accumulate: true));
+            Verify(pr, true, expected, "one thread");
+            WithThreads(2, () =>
+            {
+                for (int rep = 0; rep < 40; rep++)
+                    Assert.True(expected.AsSpan().SequenceEqual(Run(pr, accumulate: true)), $"repetition {rep}");
+            });
+        });
+    }
+
+    [Fact]
+    public void Sgemm_RandomShapesAndBlockings_MatchReference_SameAtOneAndTwoThreads()
+    {
+        var rng = new Random(1234);
+        for (int it = 0; it < 60; it++)
+        {
+            int m = rng.Next(1, 120), n = rng.Next(1, 120), k = rng.Next(1, 200);
+            bool tA = rng.Next(2) == 0, tB = rng.Next(2) == 0, accumulate = rng.Next(2) == 0;
+            var blocking = rng.Next(3) == 0 ? ((int, int, int)?)null : (rng.Next(1, 70), rng.Next(1, 50), rng.Next(1, 90));
+            var pr = MakeProblem(tA, tB, m, n, k, 500 + it, pad: rng.Next(0, 3), offset: rng.Next(0, 4));
+            var level = Levels.ElementAt(rng.Next(Levels.Count()));
+            using var scope = Simd.Force(level);
+            WithHooks(forcePacked: rng.Next(4) != 0, blocking, () =>
+            {
+                string what = $"case {it}: {m}x{n}x{k} tA={tA} tB={tB} acc={accumulate} {level} blocking={blocking}";
+                float[] one = [], two = [];
+                WithThreads(1, () => one = Run(pr, accumulate));
+                WithThreads(2, () => two = Run(pr, accumulate));
+                Verify(pr, accumulate, one, what);
+                Assert.True(one.AsSpan().SequenceEqual(two), $"{what}: threads 1 and 2 differ");
+            });
+        }
+    }
+
+    [Fact]
+    public void Sgemm_Vector512Kernel_MatchesReference_EvenWithoutHardware()
+    {
+        // Without AVX-512 the Vector512 kernel runs in software emulation: slow, but it must still be right.
+        var saved = Gemm.KernelOverride;
+        Gemm.KernelOverride = SimdLevel.Vector512;
+        try
+        {
+            int seed = 99;
+            WithHooks(forcePacked: true, blocking: (50, 24, 64), () =>
+            {
+                foreach (var (tA, tB) in Transposes)
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    var pr = MakeProblem(tA, tB, 27, 70, 61, seed++);
+                    Verify(pr, accumulate, Run(pr, accumulate), $"Vector512 kernel tA={tA} tB={tB} acc={accumulate}");
+                }
+            });
+            var small = MakeProblem(false, true, 5, 40, 33, 3);
+            Verify(small, true, Run(small, true), "Vector512 direct path");
+            var row = MakeProblem(false, false, 3, 70, 9, 4);
+            Verify(row, false, Run(row, false), "Vector512 direct path rows");
+        }
+        finally
+        {
+            Gemm.KernelOverride = saved;
+        }
+    }
+
+    [Fact]
+    public void Sgemm_KZero_ClearsOrKeepsC()
+    {
+        var c = new float[] { 1, 2, 3, 4, 5, 6 };
+        Gemm.Sgemm(false, false, 2, 2, 0, [], 0, 0, [], 0, 2, c, 1, 3, accumulate: true);
+        Assert.Equal(new float[] { 1, 2, 3, 4, 5, 6 }, c);
+        Gemm.Sgemm(false, false, 2, 2, 0, [], 0, 0, [], 0, 2, c, 1, 3, accumulate: false);
+        Assert.Equal(new float[] { 1, 0, 0, 4, 0, 0 }, c);
+    }
+
+    [Fact]
+    public void Sgemm_OutOfRangeOperands_Throw()
+    {
+        var a = new float[6];
+        var b = new float[6];
+        var c = new float[4];
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 2, 3, a, 1, 3, b, 0, 2, c, 0, 2, false));
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 2, 3, a, 0, 3, b, 0, 2, c, 1, 2, false));
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, true, 2, 2, 3, a, 0, 3, b, 0, 4, c, 0, 2, false));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Sgemm(false, false, -1, 2, 3, a, 0, 3, b, 0, 2, c, 0, 2, false));
+    }
+
+    [Fact]
+    public void Sgemm_IsBitwiseDeterministic_TwiceInARow()
+    {
+        foreach (var level in Levels)
+        {
+            using var scope = Simd.Force(level);
+            foreach (var (tA, tB) in Transposes)
+            {
+                var pr = MakeProblem(tA, tB, 131, 201, 290, 5);
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    WithThreads(threads, () =>
+                    {
+                        var first = Run(pr, accumulate: true);
+                        var second = Run(pr, accumulate: true);
+                        Assert.True(first.AsSpan().SequenceEqual(second), $"{level} tA={tA} tB={tB} threads={threads}: two runs differ");
+                    });
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    public void SgemmBatched_MatchesPerBatchSgemm_WithBroadcast(bool transA, bool transB)
+    {
+        const int batch = 5, m = 9, n = 21, k = 14;
+        var rng = new Random(transA ? 1 : 2);
+        int aRows = transA ? k : m, aCols = transA ? m : k, lda = aCols + 2;
+        int bRows = transB ? n : k, bCols = transB ? k : n, ldb = bCols + 1;
+        int ldc = n + 3;
+        long strideA = aRows * lda + 4, strideB = bRows * ldb + 1, strideC = m * ldc + 2;
+        float[] Rand(long len) { var x = new float[len]; for (int i = 0; i < len; i++) x[i] = (float)(rng.NextDouble() * 2 - 1); return x; }
+        var a = Rand(3 + batch * strideA);
+        var b = Rand(1 + batch * strideB);
+        var c0 = Rand(2 + batch * strideC);
+
+        foreach (var level in Levels)
+        {
+            using var scope = Simd.Force(level);
+            foreach (var (sa, sb) in new[] { (strideA, strideB), (0L, strideB), (strideA, 0L) })
+            foreach (bool accumulate in new[] { false, true })
+            {
+                // Expected: one Sgemm per batch (Sgemm itself is checked against the reference above).
+                var expected = (float[])c0.Clone();
+                for (int i = 0; i < batch; i++)
+                    Gemm.Sgemm(transA, transB, m, n, k, a, 3 + (int)(i * sa), lda, b, 1 + (int)(i * sb), ldb,
+                        expected, 2 + (int)(i * strideC), ldc, accumulate);
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var c = (float[])c0.Clone();
+                    WithThreads(threads, () => Gemm.SgemmBatched(batch, transA, transB, m, n, k,
+                        a, 3, lda, sa, b, 1, ldb, sb, c, 2, ldc, strideC, accumulate));
+                    Assert.True(expected.AsSpan().SequenceEqual(c), $"{level} strides=({sa},{sb}) acc={accumulate} threads={threads}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void SgemmBatched_MatchesReference_LargerMatricesAndStrideZeroC()
+    {
+        // Big enough that each matrix takes the packed path; B (stored n x k) is broadcast.
+        const int batch = 3, m = 70, n = 90, k = 110;
+        var rng = new Random(40);
+        var a = new float[batch * m * k];
+        var b = new float[n * k];
+        for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() * 2 - 1);
+        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() * 2 - 1);
+
+        float[]? first = null;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var c = new float[batch * m * n];
+            WithThreads(threads, () => Gemm.SgemmBatched(batch, false, true, m, n, k, a, 0, k, m * k, b, 0, k, 0, c, 0, n, m * n, false));
+            for (int bi = 0; bi < batch; bi++)
+            {
+                double tol = 1e-5 * Math.Sqrt(k + 1);
+                for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0, abs = 0;
+                    for (int p = 0; p < k; p++)
+                    {
+                        double t = (double)a[bi * m * k + i * k + p] * b[j * k + p];
+                        s += t;
+                        abs += Math.Abs(t);
+                    }
+                    double err = Math.Abs(c[bi * m * n + i * n + j] - s);
+                    Assert.True(err <= tol * abs, $"batch {bi} C[{i},{j}] err {err:E2} threads={threads}");
+                }
+            }
+            if (first == null) first = c;
+            else Assert.True(first.AsSpan().SequenceEqual(c), "threads 1 and 2 differ");
+        }
+
+        // strideC == 0: the batches run in order into one C; with accumulate they sum.
+        var sum = new float[m * n];
+        Gemm.SgemmBatched(batch, false, true, m, n, k, a, 0, k, m * k, b, 0, k, 0, sum, 0, n, 0, accumulate: true);
+        var expected = new float[m * n];
+        for (int i = 0; i < batch; i++) Gemm.Sgemm(false, true, m, n, k, a, i * m * k, k, b, 0, k, expected, 0, n, true);
+        Assert.True(expected.AsSpan().SequenceEqual(sum), "strideC = 0 with accumulate");
+    }
+
+    [Fact]
+    public void WorkerPool_RunsEveryTask_PropagatesExceptions_NestsSerially()
+    {
+        WithThreads(2, () =>
+        {
+            var hits = new int[37];
+            WorkerPool.Run(hits.Length, t => Interlocked.Increment(ref hits[t]));
+            Assert.All(hits, h => Assert.Equal(1, h));
+
+            var covered = new int[1001];
+            WorkerPool.For(covered.Length, 10, (s, e) =>
+            {
+                for (int i = s; i < e; i++) Interlocked.Increment(ref covered[i]);
+                // Nested: runs serially on this thread.
+                int outer = Environment.CurrentManagedThreadId, inner = -1;
+                WorkerPool.Run(1, _ => inner = Environment.CurrentManagedThreadId);
+                Assert.Equal(outer, inner);
+            });
+            Assert.All(covered, h => Assert.Equal(1, h));
+
+            var ex = Assert.Throws<InvalidOperationException>(() =>
+                WorkerPool.Run(4, t => { if (t == 3) throw new InvalidOperationException("boom"); }));
+            Assert.Equal("boom", ex.Message);
+
+            // Still usable afterwards.
+            int sum = 0;
+            WorkerPool.Run(8, t => Interlocked.Add(ref sum, t));
+            Assert.Equal(28, sum);
+        });
+    }
+}
