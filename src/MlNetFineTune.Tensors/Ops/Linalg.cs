@@ -77,21 +77,14 @@ public static partial class Ops
             if (batch == 1)
                 Gemm.Sgemm(la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, be.F, be.Offset, lb.Value.Ld, c, 0, n, accumulate: false);
             else
-                BatchedGemm(batch, la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, sa.Value,
-                    be.F, be.Offset, lb.Value.Ld, sb.Value, c, 0, n, (long)m * n);
+                Gemm.SgemmBatched(batch, la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, sa.Value,
+                    be.F, be.Offset, lb.Value.Ld, sb.Value, c, 0, n, (long)m * n, accumulate: false);
         }
         var result = new Tensor(c, outShape);
         int[] aShape = a.ShapeArr, bShape = b.ShapeArr;
         return Tensor.Record(result, "matmul", [a, b], g => [
             a.RequiresGrad ? SumTo(MatMul(g, Transpose(b, -2, -1)), aShape) : null,
             b.RequiresGrad ? SumTo(MatMul(Transpose(a, -2, -1), g), bShape) : null]);
-    }
-
-    private static void BatchedGemm(int batch, bool ta, bool tb, int m, int n, int k, float[] a, int ao, int lda, long sa,
-        float[] b, int bo, int ldb, long sb, float[] c, int co, int ldc, long sc)
-    {
-        for (int i = 0; i < batch; i++)
-            Gemm.Sgemm(ta, tb, m, n, k, a, checked((int)(ao + i * sa)), lda, b, checked((int)(bo + i * sb)), ldb, c, checked((int)(co + i * sc)), ldc, accumulate: false);
     }
 
     /// <summary>y = x W^T + b for x [..., in], W [out, in], b [out] (optional).</summary>
