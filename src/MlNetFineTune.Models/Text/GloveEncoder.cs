@@ -98,8 +98,11 @@ public sealed class GloveEncoder : Module
     private readonly Dropout _dropout;
     private readonly Embedding? _shapes;
 
-    /// <summary>Number of word-shape classes (<see cref="WordShape"/> returns 0..WordShapeCount-1; 0 is padding).</summary>
-    public const int WordShapeCount = 8;
+    /// <summary>
+    /// Number of word-shape classes: <see cref="WordShape"/> returns 0..7 (0 is padding); callers may add 8 to
+    /// mark the first word of a sentence, whose capital letter says little.
+    /// </summary>
+    public const int WordShapeCount = 16;
 
     /// <summary>
     /// The shape class of a word: 1 lower-case, 2 Capitalised, 3 ALL CAPS, 4 MiXed, 5 contains a digit,

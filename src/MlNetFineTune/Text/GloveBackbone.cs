@@ -108,7 +108,12 @@ internal sealed class GloveBackbone : TextBackbone
         var ids = new int[n];
         var shapes = new int[n];
         var wordIds = new int[n];
-        for (int i = 0; i < n; i++) { ids[i] = _vectors.GetId(words[i]); shapes[i] = GloveEncoder.WordShape(words[i]); wordIds[i] = i; }
+        for (int i = 0; i < n; i++)
+        {
+            ids[i] = _vectors.GetId(words[i]);
+            shapes[i] = GloveEncoder.WordShape(words[i]) + (i == 0 ? 8 : 0);
+            wordIds[i] = i;
+        }
         return new EncodedText(ids, shapes, wordIds, words.Count > MaxLength);
     }
 

@@ -156,6 +156,59 @@ internal sealed class NerTask : ITrainingTask
     }
 }
 
+/// <summary>Most probable tag sequence under the BIO rule (I-X follows only B-X or I-X), by Viterbi over word log-probabilities.</summary>
+internal static class BioDecoder
+{
+    public static (string Tag, float Confidence)[] Decode(float[]?[] wordProbs, LabelVocabulary tags)
+    {
+        int n = wordProbs.Length, c = tags.Count;
+        var result = new (string, float)[n];
+        var types = new string?[c];
+        var isInside = new bool[c];
+        for (int j = 0; j < c; j++)
+        {
+            var tag = tags[j];
+            if (tag.Length > 2 && tag[1] == '-') { types[j] = tag[2..]; isInside[j] = tag[0] == 'I'; }
+        }
+        bool Allowed(int prev, int cur) => !isInside[cur] || (prev >= 0 && types[prev] == types[cur]);
+        var score = new double[c];
+        var next = new double[c];
+        var back = new int[n, c];
+        bool started = false;
+        for (int w = 0; w < n; w++)
+        {
+            var p = wordProbs[w];
+            if (p is null) { result[w] = ("O", 0f); continue; } // cut by truncation
+            for (int j = 0; j < c; j++)
+            {
+                double lp = Math.Log(Math.Max(p[j], 1e-30));
+                if (!started) { next[j] = Allowed(-1, j) ? lp : double.NegativeInfinity; back[w, j] = -1; continue; }
+                double best = double.NegativeInfinity;
+                int arg = 0;
+                for (int q = 0; q < c; q++)
+                    if (Allowed(q, j) && score[q] > best) { best = score[q]; arg = q; }
+                next[j] = best + lp;
+                back[w, j] = arg;
+            }
+            (score, next) = (next, score);
+            started = true;
+        }
+        if (!started) return result;
+        int last = n - 1;
+        while (wordProbs[last] is null) last--;
+        int cur = 0;
+        for (int j = 1; j < c; j++) if (score[j] > score[cur]) cur = j;
+        for (int w = last; w >= 0; w--)
+        {
+            if (wordProbs[w] is null) continue;
+            result[w] = (tags[cur], wordProbs[w]![cur]);
+            int prev = back[w, cur];
+            if (prev >= 0) cur = prev;
+        }
+        return result;
+    }
+}
+
 internal static class NerInference
 {
     /// <summary>Tag and confidence per word for each sentence (words cut by truncation get O with confidence 0).</summary>
@@ -178,8 +231,10 @@ internal static class NerInference
                 for (int k = 0; k < idx.Length; k++)
                 {
                     int i = idx[k];
-                    var words = new (string, float)[sentences[i].Count];
-                    Array.Fill(words, ("O", 0f));
+                    // Word-level distributions from each word's first token, then the best tag sequence
+                    // that BIO allows (an I-X only after B-X or I-X).
+                    int nw = sentences[i].Count;
+                    var wordProbs = new float[nw][];
                     var e = encoded[i];
                     int previous = -1;
                     for (int t = 0; t < e.Length; t++)
@@ -187,10 +242,9 @@ internal static class NerInference
                         int w = e.WordIds[t];
                         if (w < 0 || w == previous) continue;
                         previous = w;
-                        int off = (k * s + t) * c, best = 0;
-                        for (int j = 1; j < c; j++) if (probs[off + j] > probs[off + best]) best = j;
-                        words[w] = (tags[best], probs[off + best]);
+                        wordProbs[w] = probs[((k * s + t) * c)..((k * s + t + 1) * c)];
                     }
+                    var words = BioDecoder.Decode(wordProbs, tags);
                     result[i] = words;
                 }
             }
