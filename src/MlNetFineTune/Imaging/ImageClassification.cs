@@ -1,0 +1,373 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using MlNetFineTune.Data;
+using MlNetFineTune.Metrics;
+using MlNetFineTune.Models.Nn;
+using MlNetFineTune.Models.Vision;
+using MlNetFineTune.Tensors;
+using MlNetFineTune.Text;
+using MlNetFineTune.Training;
+
+namespace MlNetFineTune.Imaging;
+
+/// <summary>One image (pixels 0..255, [C, H, W]) and its label.</summary>
+public sealed record ImageExample(FloatImage Image, string? Label);
+
+/// <summary>Labelled images plus their label vocabulary.</summary>
+public sealed class ImageDataset(IEnumerable<ImageExample> examples, LabelVocabulary? labels = null, string? source = null) : List<ImageExample>(examples)
+{
+    /// <summary>Where the images came from (named in errors).</summary>
+    public string Source { get; } = source ?? "<memory>";
+
+    /// <summary>Label names by id.</summary>
+    public LabelVocabulary Labels { get; } = labels ?? LabelVocabulary.Build(examples.Select(e => e.Label));
+
+    /// <summary>A stratified split sharing this set's labels.</summary>
+    public (ImageDataset Train, ImageDataset Validation) Split(double validationFraction, int seed)
+    {
+        var s = DataSplit.StratifiedSplit(this, e => e.Label ?? "", validationFraction, seed);
+        return (new ImageDataset(s.Train, Labels, Source), new ImageDataset(s.Validation, Labels, Source + " (validation split)"));
+    }
+}
+
+/// <summary>How much of the backbone trains.</summary>
+public enum ImageStrategy
+{
+    /// <summary>Backbone frozen: features are computed once (cached on disk) and only a linear head trains.</summary>
+    Probe,
+    /// <summary>Everything trains; the backbone at a tenth of the head's learning rate.</summary>
+    FineTune,
+    /// <summary>The last <see cref="ImageClassificationOptions.PartialLayers"/> parameterised layers train; batch norm of frozen layers stays in eval mode.</summary>
+    Partial,
+}
+
+/// <summary>Options of the image classifier (null values take the strategy's defaults).</summary>
+public sealed record ImageClassificationOptions
+{
+    /// <summary>default (shipped MobileNetV2), inception_v3, scratch (ResNet-18 from random), a TF.js folder, or a torchvision .pth.</summary>
+    public string Model { get; init; } = "default";
+    /// <summary>Probe, fine-tune or partial.</summary>
+    public ImageStrategy Strategy { get; init; } = ImageStrategy.Probe;
+    /// <summary>Side of the square network input.</summary>
+    public int ImageSize { get; init; } = 96;
+    /// <summary>Keras layer whose pooled output is the feature (null: for a probe, chosen on the validation set among a few depths).</summary>
+    public string? FeatureLayer { get; init; }
+    /// <summary>Parameterised layers left trainable by <see cref="ImageStrategy.Partial"/>.</summary>
+    public int PartialLayers { get; init; } = 10;
+    /// <summary>Random resized crops and flips while fine-tuning.</summary>
+    public bool Augment { get; init; } = true;
+    /// <summary>Passes over the data.</summary>
+    public int? Epochs { get; init; }
+    /// <summary>Images per step.</summary>
+    public int? BatchSize { get; init; }
+    /// <summary>Peak learning rate of the head.</summary>
+    public double? LearningRate { get; init; }
+    /// <summary>Fraction held out when no validation set is given.</summary>
+    public double ValidationFraction { get; init; } = 0.1;
+    /// <summary>Everything else the training loop offers (Epochs, LearningRate and Seed come from this record).</summary>
+    public TrainingOptions Training { get; init; } = new();
+}
+
+/// <summary>Trains an image classifier with one of the strategies.</summary>
+public sealed class ImageClassificationTrainer(ImageClassificationOptions options, int seed)
+{
+    /// <summary>Candidate probe layers of the shipped MobileNetV2, shallow to deep (the last blocks were retrained on other classes).</summary>
+    public static readonly string[] MobileNetProbeLayers = ["block_6_expand_relu", "block_13_expand_relu", "out_relu"];
+
+    /// <summary>Trains and returns the best epoch's model.</summary>
+    public ImageClassificationModel Fit(ImageDataset train, ImageDataset? validation = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (train.Labels.Count < 2) throw new DataValidationException(train.Source, $"image classification needs at least two labels, found {train.Labels.Count}");
+        if (validation is null) (train, validation) = train.Split(options.ValidationFraction, seed);
+        var rng = new Rng((ulong)seed);
+        string? layer = options.FeatureLayer;
+        bool probe = options.Strategy == ImageStrategy.Probe;
+        if (probe && layer is null && options.Model is "default" or "mobilenet_v2")
+            layer = ChooseProbeLayer(train, validation, rng);
+        var backbone = ImageBackbone.Create(options.Model, layer, rng);
+        var model = new ImageClassifierModule(backbone, train.Labels.Count, rng);
+        var defaults = probe ? (30, 1e-2) : (5, 1e-3);
+        var training = TextTraining.Resolve(options.Training, options.Epochs, options.BatchSize, options.LearningRate, defaults, seed) with
+        {
+            BackboneLearningRateScale = options.Strategy == ImageStrategy.FineTune ? 0.1 : 1.0,
+            WeightDecay = probe ? 1e-4 : options.Training.WeightDecay,
+        };
+        ITrainingTask task = probe
+            ? new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation)
+            : new ImageTask(model, train, validation, options, seed);
+        var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);
+        return new ImageClassificationModel(model, train.Labels, options.ImageSize, outcome, options);
+    }
+
+    private string ChooseProbeLayer(ImageDataset train, ImageDataset validation, Rng rng)
+    {
+        // A quick probe per candidate layer on the training set, scored on the validation set.
+        string best = MobileNetProbeLayers[^1];
+        double bestScore = double.NegativeInfinity;
+        foreach (var candidate in MobileNetProbeLayers)
+        {
+            var backbone = ImageBackbone.Create(options.Model, candidate, new Rng((ulong)seed));
+            var model = new ImageClassifierModule(backbone, train.Labels.Count, new Rng((ulong)seed));
+            var task = new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation);
+            var outcome = TrainingLoop.Run(task, new TrainingOptions { Epochs = 15, BatchSize = 64, LearningRate = 1e-2, WeightDecay = 1e-4, Seed = seed, EarlyStoppingPatience = null });
+            if (outcome.BestScore > bestScore) { bestScore = outcome.BestScore; best = candidate; }
+        }
+        return best;
+    }
+
+    private float[] Cached(ImageBackbone backbone, ImageDataset data) => FeatureCache.Get(backbone, data, options.ImageSize);
+}
+
+/// <summary>Backbone + linear head; parameter names "backbone.*" and "head.*".</summary>
+internal sealed class ImageClassifierModule : Module
+{
+    public ImageBackbone Backbone { get; }
+    public Linear Head { get; }
+
+    public ImageClassifierModule(ImageBackbone backbone, int numLabels, Rng rng)
+    {
+        Backbone = backbone;
+        RegisterModule("backbone", backbone.Module);
+        Head = RegisterModule("head", new Linear(backbone.FeatureSize, numLabels, rng));
+    }
+
+    public Tensor Forward(Tensor images) => Head.Forward(Backbone.Features(images));
+}
+
+/// <summary>Pooled backbone features computed once per (model, layer, size, image content) and kept on disk.</summary>
+internal static class FeatureCache
+{
+    public static string Directory => Environment.GetEnvironmentVariable("MLFT_FEATURE_CACHE")
+        ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "mlnetfinetune", "features");
+
+    public static float[] Get(ImageBackbone backbone, ImageDataset data, int size)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{backbone.Kind}|{backbone.Source}|{backbone.OutputLayer}|{size}|{backbone.FeatureSize}|"));
+        foreach (var e in data)
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Image.Data.AsSpan()));
+        var key = Convert.ToHexString(sha.GetHashAndReset());
+        var path = Path.Combine(Directory, key + ".f32");
+        long expected = (long)data.Count * backbone.FeatureSize * 4;
+        if (File.Exists(path) && new FileInfo(path).Length == expected)
+        {
+            var bytes = File.ReadAllBytes(path);
+            var cached = new float[data.Count * backbone.FeatureSize];
+            Buffer.BlockCopy(bytes, 0, cached, 0, bytes.Length);
+            return cached;
+        }
+        var features = Compute(backbone, data, size);
+        System.IO.Directory.CreateDirectory(Directory);
+        var tmp = path + $".{Guid.NewGuid():N}.tmp";
+        var outBytes = new byte[features.Length * 4];
+        Buffer.BlockCopy(features, 0, outBytes, 0, outBytes.Length);
+        File.WriteAllBytes(tmp, outBytes);
+        File.Move(tmp, path, overwrite: true);
+        return features;
+    }
+
+    public static float[] Compute(ImageBackbone backbone, IReadOnlyList<ImageExample> data, int size)
+    {
+        backbone.Module.Eval();
+        var result = new float[data.Count * backbone.FeatureSize];
+        using var _ = Tensor.NoGrad();
+        for (int s = 0; s < data.Count; s += 32)
+        {
+            var batch = data.Skip(s).Take(32).Select(e => ImageTask.Prepare(backbone, e.Image, size, null)).ToArray();
+            var f = backbone.Features(ImageTransforms.Stack(batch)).ToArray();
+            Array.Copy(f, 0, result, s * backbone.FeatureSize, f.Length);
+        }
+        return result;
+    }
+}
+
+/// <summary>Linear probe on cached features: the head trains, the backbone is not run at all.</summary>
+internal sealed class ProbeTask(ImageClassifierModule model, float[] trainFeatures, float[] validFeatures, ImageDataset train, ImageDataset validation) : ITrainingTask
+{
+    private readonly int[] _trainLabels = train.Select(e => train.Labels.GetId(e.Label!)).ToArray();
+    private readonly int[] _validLabels = validation.Select(e => train.Labels.TryGetId(e.Label ?? "", out var id) ? id : -1).ToArray();
+    private readonly int _f = model.Backbone.FeatureSize;
+
+    public Module Model => model.Head;
+    public IReadOnlyList<string> BackboneLayerGroups => [];
+    public IReadOnlySet<string> FixedParameters { get; } = new HashSet<string>();
+    public int TrainingExampleCount => _trainLabels.Length;
+    public int? LengthOf(int example) => null;
+
+    public Tensor Loss(IReadOnlyList<int> examples)
+    {
+        var x = new float[examples.Count * _f];
+        for (int i = 0; i < examples.Count; i++) Array.Copy(trainFeatures, examples[i] * _f, x, i * _f, _f);
+        var logits = model.Head.Forward(Tensor.Wrap(x, examples.Count, _f));
+        return Ops.CrossEntropy(logits, Tensor.FromArray(examples.Select(i => (long)_trainLabels[i]).ToArray()));
+    }
+
+    public Evaluation Validate(CancellationToken cancellationToken)
+    {
+        using var _ = Tensor.NoGrad();
+        var logits = model.Head.Forward(Tensor.Wrap((float[])validFeatures.Clone(), _validLabels.Length, _f)).ToArray();
+        return ImageTask.Score(logits, _validLabels, model.Head.OutFeatures);
+    }
+}
+
+/// <summary>Fine-tuning (all or the top layers) on images with augmentation.</summary>
+internal sealed class ImageTask : ITrainingTask
+{
+    private readonly ImageClassifierModule _model;
+    private readonly ImageDataset _train, _valid;
+    private readonly int[] _trainLabels, _validLabels;
+    private readonly ImageClassificationOptions _options;
+    private readonly Rng _augment;
+    private readonly HashSet<string> _fixed = [];
+
+    public ImageTask(ImageClassifierModule model, ImageDataset train, ImageDataset validation, ImageClassificationOptions options, int seed)
+    {
+        _model = model;
+        _train = train;
+        _valid = validation;
+        _options = options;
+        _augment = new Rng((ulong)seed ^ 0xA5A5A5A5UL);
+        _trainLabels = train.Select(e => train.Labels.GetId(e.Label!)).ToArray();
+        _validLabels = validation.Select(e => train.Labels.TryGetId(e.Label ?? "", out var id) ? id : -1).ToArray();
+        if (options.Strategy == ImageStrategy.Partial)
+        {
+            var groups = model.Backbone.LayerGroups("backbone.");
+            var frozen = groups.Take(Math.Max(0, groups.Count - options.PartialLayers)).ToArray();
+            foreach (var (name, _) in model.NamedParameters())
+                if (frozen.Any(g => name.StartsWith(g + ".", StringComparison.Ordinal))) _fixed.Add(name);
+            _frozenPrefixes = frozen;
+        }
+    }
+
+    private readonly string[] _frozenPrefixes = [];
+
+    public Module Model => _model;
+    public IReadOnlyList<string> BackboneLayerGroups => _model.Backbone.LayerGroups("backbone.");
+    public IReadOnlySet<string> FixedParameters => _fixed;
+    public int TrainingExampleCount => _train.Count;
+    public int? LengthOf(int example) => null;
+
+    internal static FloatImage Prepare(ImageBackbone backbone, FloatImage img, int size, Rng? augment)
+    {
+        var rgb = ImageTransforms.GrayToRgb(img);
+        if (augment is not null)
+        {
+            rgb = ImageTransforms.RandomResizedCrop(rgb, size, augment, (0.6, 1.0));
+            if (augment.NextFloat() < 0.5f) rgb = ImageTransforms.HorizontalFlip(rgb);
+        }
+        else rgb = ImageTransforms.Resize(rgb, size, size);
+        return backbone.Normalize(rgb);
+    }
+
+    public Tensor Loss(IReadOnlyList<int> examples)
+    {
+        // Frozen layers keep batch norm in eval mode (their statistics are part of the pretrained features).
+        foreach (var prefix in _frozenPrefixes)
+            foreach (var (name, m) in _model.NamedModules())
+                if (name == prefix || name.StartsWith(prefix + ".", StringComparison.Ordinal)) m.Eval();
+        var images = examples.Select(i => Prepare(_model.Backbone, _train[i].Image, _options.ImageSize, _options.Augment ? _augment : null)).ToArray();
+        var logits = _model.Forward(ImageTransforms.Stack(images));
+        return Ops.CrossEntropy(logits, Tensor.FromArray(examples.Select(i => (long)_trainLabels[i]).ToArray()));
+    }
+
+    public Evaluation Validate(CancellationToken cancellationToken)
+    {
+        _model.Eval();
+        var logits = new List<float>();
+        using (Tensor.NoGrad())
+            for (int s = 0; s < _valid.Count; s += 32)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var batch = _valid.Skip(s).Take(32).Select(e => Prepare(_model.Backbone, e.Image, _options.ImageSize, null)).ToArray();
+                logits.AddRange(_model.Forward(ImageTransforms.Stack(batch)).ToArray());
+            }
+        return Score([.. logits], _validLabels, _model.Head.OutFeatures);
+    }
+
+    internal static Evaluation Score(float[] logits, int[] labels, int classes)
+    {
+        var m = ClassificationMetrics.Compute(labels, TemperatureScaling.Apply(logits, classes, 1.0),
+            Enumerable.Range(0, classes).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        return new Evaluation(m.Accuracy, new Dictionary<string, double> { ["accuracy"] = m.Accuracy, ["macroF1"] = m.MacroF1, ["logLoss"] = m.LogLoss }, m.LogLoss);
+    }
+}
+
+/// <summary>A trained image classifier.</summary>
+public sealed class ImageClassificationModel
+{
+    private readonly ImageClassifierModule _model;
+    private readonly ImageClassificationOptions? _options;
+
+    internal ImageClassificationModel(ImageClassifierModule model, LabelVocabulary labels, int imageSize, TrainingOutcome? outcome, ImageClassificationOptions? options)
+    {
+        _model = model;
+        Labels = labels;
+        ImageSize = imageSize;
+        Outcome = outcome;
+        _options = options;
+    }
+
+    /// <summary>Label names by id.</summary>
+    public LabelVocabulary Labels { get; }
+    /// <summary>Network input side.</summary>
+    public int ImageSize { get; }
+    /// <summary>The training run (null for a loaded model).</summary>
+    public TrainingOutcome? Outcome { get; }
+    /// <summary>The Keras layer features come from (null for ResNets).</summary>
+    public string? FeatureLayer => _model.Backbone.OutputLayer;
+
+    /// <summary>Class probabilities per image, [N, C] flattened.</summary>
+    public float[] PredictProbabilities(IReadOnlyList<FloatImage> images)
+    {
+        _model.Eval();
+        var result = new List<float>();
+        using var _ = Tensor.NoGrad();
+        for (int s = 0; s < images.Count; s += 32)
+        {
+            var batch = images.Skip(s).Take(32).Select(i => ImageTask.Prepare(_model.Backbone, i, ImageSize, null)).ToArray();
+            result.AddRange(Ops.Softmax(_model.Forward(ImageTransforms.Stack(batch)), -1).ToArray());
+        }
+        return [.. result];
+    }
+
+    /// <summary>The predicted label and its probability for one image.</summary>
+    public (string Label, float Probability) Predict(FloatImage image)
+    {
+        var p = PredictProbabilities([image]);
+        int best = 0;
+        for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i;
+        return (Labels[best], p[best]);
+    }
+
+    /// <summary>Metrics on labelled images (same keys as text classification).</summary>
+    public ClassificationMetrics Evaluate(ImageDataset data)
+    {
+        var ids = data.Select(e => Labels.TryGetId(e.Label ?? "", out var id) ? id : -1).ToArray();
+        return ClassificationMetrics.Compute(ids, PredictProbabilities(data.Select(e => e.Image).ToArray()), Labels.Labels);
+    }
+
+    /// <summary>Writes model.zip (atomically), including the backbone's architecture files.</summary>
+    public void Save(string path)
+    {
+        var manifest = new JsonObject
+        {
+            ["task"] = "image-classification",
+            ["labels"] = new JsonArray(Labels.Labels.Select(l => (JsonNode)l).ToArray()),
+            ["imageSize"] = ImageSize,
+            ["strategy"] = _options?.Strategy.ToString(),
+        };
+        var files = new Dictionary<string, byte[]>();
+        _model.Backbone.Describe(manifest, files, "backbone/");
+        new ModelPackage(manifest, _model.StateDict(), files).Save(path);
+    }
+
+    /// <summary>Reads a model.zip written by <see cref="Save"/>.</summary>
+    public static ImageClassificationModel Load(string path)
+    {
+        var (package, labels) = TextTraining.Load(path, "image-classification");
+        var backbone = ImageBackbone.FromPackage(package, "backbone/", path);
+        var model = new ImageClassifierModule(backbone, labels.Count, new Rng(0));
+        model.LoadStateDict(package.Weights.ToDictionary(kv => kv.Key, kv => kv.Value));
+        return new ImageClassificationModel(model, labels, package.Manifest["imageSize"]!.GetValue<int>(), null, null);
+    }
+}

@@ -1,0 +1,76 @@
+using MlNetFineTune.Imaging;
+using MlNetFineTune.Tensors;
+using Xunit;
+
+namespace MlNetFineTune.Tests;
+
+public class ImageClassificationTests
+{
+    // Four kinds of synthetic 48x48 gray images: horizontal stripes, vertical stripes, checkerboard, a bright blob.
+    internal static ImageDataset Synthetic(int perClass, int seed)
+    {
+        var rng = new Random(seed);
+        var kinds = new[] { "hstripes", "vstripes", "checker", "blob" };
+        var list = new List<ImageExample>();
+        for (int i = 0; i < perClass; i++)
+            for (int k = 0; k < kinds.Length; k++)
+            {
+                int period = 4 + rng.Next(5), phase = rng.Next(8);
+                var d = new float[48 * 48];
+                int cx = 12 + rng.Next(24), cy = 12 + rng.Next(24);
+                for (int y = 0; y < 48; y++)
+                    for (int x = 0; x < 48; x++)
+                    {
+                        bool on = k switch
+                        {
+                            0 => (y + phase) / period % 2 == 0,
+                            1 => (x + phase) / period % 2 == 0,
+                            2 => ((x + phase) / period + (y + phase) / period) % 2 == 0,
+                            _ => (x - cx) * (x - cx) + (y - cy) * (y - cy) < 100,
+                        };
+                        d[y * 48 + x] = Math.Clamp((on ? 200 : 40) + rng.Next(-20, 21), 0, 255);
+                    }
+                list.Add(new ImageExample(new FloatImage(1, 48, 48, d), kinds[k]));
+            }
+        return new ImageDataset(list, null, $"synthetic-{seed}");
+    }
+
+    [Fact]
+    public void ProbeOnTheShippedMobileNetSeparatesSyntheticImagesAndRoundTrips()
+    {
+        Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", Path.Combine(Path.GetTempPath(), "mlft-test-features"));
+        var train = Synthetic(8, 1);
+        var test = Synthetic(5, 2);
+        var trainer = new ImageClassificationTrainer(new ImageClassificationOptions { ImageSize = 64, FeatureLayer = "block_13_expand_relu", Epochs = 40 }, seed: 1);
+        var model = trainer.Fit(train);
+        var accuracy = model.Evaluate(test).Accuracy;
+        Assert.True(accuracy >= 0.8, $"probe accuracy {accuracy}");
+        var path = Path.Combine(Path.GetTempPath(), $"mlft-img-{Guid.NewGuid():N}.zip");
+        try
+        {
+            model.Save(path);
+            var loaded = ImageClassificationModel.Load(path);
+            Assert.Equal(model.PredictProbabilities([test[0].Image]), loaded.PredictProbabilities([test[0].Image]));
+            Assert.Equal("block_13_expand_relu", loaded.FeatureLayer);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void FineTuneAndPartialTrainTheBackbone()
+    {
+        var train = Synthetic(3, 1);
+        foreach (var strategy in new[] { ImageStrategy.FineTune, ImageStrategy.Partial })
+        {
+            var model = new ImageClassificationTrainer(new ImageClassificationOptions
+            {
+                Model = "default", Strategy = strategy, ImageSize = 48, FeatureLayer = "block_6_expand_relu", Epochs = 1, BatchSize = 6, PartialLayers = 3,
+            }, seed: 1).Fit(train, Synthetic(1, 3));
+            Assert.Single(model.Outcome!.History);
+            Assert.True(double.IsFinite(model.Outcome.History[0].TrainLoss));
+        }
+    }
+}
