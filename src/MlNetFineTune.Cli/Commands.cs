@@ -19,6 +19,7 @@ public static class Commands
         var root = new RootCommand("mlft: fine-tune pretrained text models from .NET (MlNetFineTune).");
         root.Add(TextClassificationCommand(stdout, stderr));
         root.Add(NerCommand(stdout, stderr));
+        root.Add(ImageCommand.Build(stdout, stderr));
         root.Add(EvaluateCommand(stdout, stderr));
         root.Add(PredictCommand(stdout, stderr));
         root.Add(DemoCommand(stdout, stderr));
@@ -185,14 +186,18 @@ public static class Commands
         var textCol = new Option<string>("--text-col") { DefaultValueFactory = _ => "text" };
         var textCol2 = new Option<string?>("--text-col2");
         var json = new Option<bool>("--json") { Description = "Print the metric object as JSON." };
-        var cmd = new Command("evaluate", "Evaluate a model.zip on labelled data.") { model, dataset, labelCol, textCol, textCol2, json };
+        var imageLabels = new Option<string?>("--labels") { Description = "IDX labels file for an image model's IDX dataset." };
+        var cmd = new Command("evaluate", "Evaluate a model.zip on labelled data.") { model, dataset, labelCol, textCol, textCol2, json, imageLabels };
         cmd.SetAction(r => Run(stderr, () =>
         {
             var path = r.GetValue(model)!;
             var ctx = new FineTuneContext();
             Dictionary<string, object> metrics;
-            if (ctx.Model.GetTask(path) == "ner")
+            var task = ctx.Model.GetTask(path);
+            if (task == "ner")
                 metrics = ctx.Model.LoadNer(path).Evaluate(NerDataset.LoadConll(r.GetValue(dataset)!)).ToDictionary();
+            else if (task == "image-classification")
+                metrics = Imaging.ImageClassificationModel.Load(path).Evaluate(Imaging.ImageDatasets.Load(r.GetValue(dataset)!, r.GetValue(imageLabels))).ToDictionary();
             else
             {
                 var m = ctx.Model.LoadTextClassification(path);
@@ -214,11 +219,19 @@ public static class Commands
         var dataset = new Option<string?>("--dataset") { Description = "A file of texts (text column) to predict." };
         var textCol = new Option<string>("--text-col") { DefaultValueFactory = _ => "text" };
         var json = new Option<bool>("--json") { Description = "JSON lines output." };
-        var cmd = new Command("predict", "Predict with a model.zip.") { model, text, dataset, textCol, json };
+        var image = new Option<string?>("--image") { Description = "A PNG or JPEG file (image models)." };
+        var cmd = new Command("predict", "Predict with a model.zip.") { model, text, dataset, textCol, json, image };
         cmd.SetAction(r => Run(stderr, () =>
         {
             var path = r.GetValue(model)!;
             var ctx = new FineTuneContext();
+            if (r.GetValue(image) is string imagePath)
+            {
+                var im = Imaging.ImageClassificationModel.Load(path);
+                var (label, probability) = im.Predict(Imaging.ImageDecoder.ToFloat(Imaging.ImageDecoder.Decode(imagePath)));
+                stdout.WriteLine(r.GetValue(json) ? JsonSerializer.Serialize(new { image = imagePath, label, probability }) : $"{label}\t{probability.ToString("0.0000", CultureInfo.InvariantCulture)}");
+                return 0;
+            }
             var one = r.GetValue(text);
             var file = r.GetValue(dataset);
             if ((one is null) == (file is null)) throw new ArgumentException("Give exactly one of --text or --dataset.");

@@ -1,0 +1,77 @@
+using System.CommandLine;
+using MlNetFineTune.Imaging;
+
+namespace MlNetFineTune.Cli;
+
+/// <summary>`mlft image-classification`.</summary>
+internal static class ImageCommand
+{
+    public static Command Build(TextWriter stdout, TextWriter stderr)
+    {
+        var dataset = new Option<string>("--dataset") { Description = "Image folder (root/<class>/<file>, optional train/ validation/ test/) or an IDX images file (.gz ok).", Required = true };
+        var labels = new Option<string?>("--labels") { Description = "IDX labels file (default: the images file's labels-idx1 twin)." };
+        var validation = new Option<string?>("--validation-dataset") { Description = "Validation images (default: a stratified 10% of the training images)." };
+        var validationLabels = new Option<string?>("--validation-labels");
+        var test = new Option<string?>("--test-dataset") { Description = "Test images." };
+        var testLabels = new Option<string?>("--test-labels");
+        var model = new Option<string?>("--model") { Description = "default (shipped MobileNetV2), inception_v3, scratch, a TF.js folder, or a torchvision .pth." };
+        var strategy = new Option<string>("--strategy") { Description = "probe, finetune or partial.", DefaultValueFactory = _ => "probe" };
+        var size = new Option<int>("--image-size") { Description = "Network input side.", DefaultValueFactory = _ => 96 };
+        var layer = new Option<string?>("--feature-layer") { Description = "Keras layer to take features from (default: chosen on the validation set for a probe)." };
+        var epochs = new Option<int?>("--epochs");
+        var batch = new Option<int?>("--batch-size");
+        var lr = new Option<double?>("--learning-rate");
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--output") { Description = "Folder for model.zip and metrics.json.", Required = true };
+        var cmd = new Command("image-classification", "Fine-tune an image classifier (probe, finetune or partial).")
+        { dataset, labels, validation, validationLabels, test, testLabels, model, strategy, size, layer, epochs, batch, lr, seed, output };
+        cmd.SetAction(r => Commands.Run(stderr, () =>
+        {
+            var path = r.GetValue(dataset)!;
+            ImageDataset train;
+            ImageDataset? valid = null, testSet = null;
+            if (Directory.Exists(path) && Directory.Exists(Path.Combine(path, "train")))
+                (train, valid, testSet) = ImageDatasets.LoadFolderSplits(path);
+            else train = ImageDatasets.Load(path, r.GetValue(labels));
+            if (r.GetValue(validation) is string v) valid = ImageDatasets.Load(v, r.GetValue(validationLabels));
+            if (r.GetValue(test) is string t) testSet = ImageDatasets.Load(t, r.GetValue(testLabels));
+            var options = new ImageClassificationOptions
+            {
+                Model = r.GetValue(model) ?? "default",
+                Strategy = r.GetValue(strategy)!.ToLowerInvariant() switch
+                {
+                    "probe" => ImageStrategy.Probe,
+                    "finetune" or "fine-tune" => ImageStrategy.FineTune,
+                    "partial" => ImageStrategy.Partial,
+                    var s => throw new ArgumentException($"--strategy '{s}' is not one of probe, finetune, partial."),
+                },
+                ImageSize = r.GetValue(size),
+                FeatureLayer = r.GetValue(layer),
+                Epochs = r.GetValue(epochs),
+                BatchSize = r.GetValue(batch),
+                LearningRate = r.GetValue(lr),
+            };
+            var dir = r.GetValue(output)!;
+            Directory.CreateDirectory(dir);
+            var trained = Progress.Run(stdout, "image-classification", p => new ImageClassificationTrainer(options, r.GetValue(seed)).Fit(train, valid, p));
+            var best = trained.Outcome?.History.FirstOrDefault(h => h.Epoch == trained.Outcome.BestEpoch);
+            var metrics = new Dictionary<string, object?>
+            {
+                ["task"] = "image-classification",
+                ["model"] = options.Model,
+                ["strategy"] = options.Strategy.ToString().ToLowerInvariant(),
+                ["featureLayer"] = trained.FeatureLayer,
+                ["validation"] = best?.Metrics,
+            };
+            if (testSet is not null) metrics["test"] = trained.Evaluate(testSet).ToDictionary();
+            metrics["bestEpoch"] = trained.Outcome?.BestEpoch;
+            metrics["trainSeconds"] = Math.Round(trained.Outcome?.TrainSeconds ?? 0, 2);
+            trained.Save(Path.Combine(dir, "model.zip"));
+            Commands.WriteJsonAtomically(Path.Combine(dir, "metrics.json"), metrics);
+            if (metrics.TryGetValue("test", out var tm)) Report.Summary(stdout, "test", (Dictionary<string, object>?)tm);
+            stdout.WriteLine($"wrote {Path.Combine(dir, "model.zip")} and metrics.json");
+            return 0;
+        }));
+        return cmd;
+    }
+}
