@@ -86,11 +86,13 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             layer = ChooseProbeLayer(train, validation, rng);
         var backbone = ImageBackbone.Create(options.Model, layer, rng);
         var model = new ImageClassifierModule(backbone, train.Labels.Count, rng);
-        var defaults = probe ? (30, 1e-2) : (5, 1e-3);
+        // A probe trains a linear layer on cached features: cheap epochs, so many of them with patience.
+        var defaults = probe ? (100, 1e-2) : (5, 1e-3);
         var training = TextTraining.Resolve(options.Training, options.Epochs, options.BatchSize, options.LearningRate, defaults, seed) with
         {
             BackboneLearningRateScale = options.Strategy == ImageStrategy.FineTune ? 0.1 : 1.0,
             WeightDecay = probe ? 1e-4 : options.Training.WeightDecay,
+            EarlyStoppingPatience = probe && options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience ? 10 : options.Training.EarlyStoppingPatience,
         };
         ITrainingTask task = probe
             ? new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation)
