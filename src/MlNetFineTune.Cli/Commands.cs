@@ -127,12 +127,8 @@ public static class Commands
             }
             metrics["bestEpoch"] = model.Outcome?.BestEpoch;
             metrics["trainSeconds"] = Math.Round(model.Outcome?.TrainSeconds ?? clock.Elapsed.TotalSeconds, 2);
-            model.Save(Path.Combine(output, "model.zip"));
-            WriteJsonAtomically(Path.Combine(output, "metrics.json"), metrics);
             Report.Summary(stdout, "validation", model.ValidationMetrics?.ToDictionary());
-            if (metrics.TryGetValue("test", out var tm)) Report.Summary(stdout, "test", (Dictionary<string, object>?)tm);
-            stdout.WriteLine($"wrote {Path.Combine(output, "model.zip")} and metrics.json");
-            return 0;
+            return WriteOutputs(stdout, output, metrics, model.Save);
         }));
         return cmd;
     }
@@ -169,11 +165,7 @@ public static class Commands
             if (test is not null) metrics["test"] = model.Evaluate(test).ToDictionary();
             metrics["bestEpoch"] = model.Outcome?.BestEpoch;
             metrics["trainSeconds"] = Math.Round(model.Outcome?.TrainSeconds ?? 0, 2);
-            model.Save(Path.Combine(output, "model.zip"));
-            WriteJsonAtomically(Path.Combine(output, "metrics.json"), metrics);
-            if (metrics.TryGetValue("test", out var tm)) Report.Summary(stdout, "test", (Dictionary<string, object>?)tm);
-            stdout.WriteLine($"wrote {Path.Combine(output, "model.zip")} and metrics.json");
-            return 0;
+            return WriteOutputs(stdout, output, metrics, model.Save);
         }));
         return cmd;
     }
@@ -275,6 +267,16 @@ public static class Commands
         var cmd = new Command("demo", "Fine-tune the shipped default model on the shipped IMDB subset and compare with training from scratch.") { quick, output };
         cmd.SetAction(r => Run(stderr, () => Demo.Run(stdout, r.GetValue(quick), r.GetValue(output))));
         return cmd;
+    }
+
+    /// <summary>Saves model.zip and metrics.json (each atomically) into <paramref name="dir"/> and prints the test summary.</summary>
+    internal static int WriteOutputs(TextWriter stdout, string dir, Dictionary<string, object?> metrics, Action<string> saveModel)
+    {
+        saveModel(Path.Combine(dir, "model.zip"));
+        WriteJsonAtomically(Path.Combine(dir, "metrics.json"), metrics);
+        if (metrics.TryGetValue("test", out var test)) Report.Summary(stdout, "test", (Dictionary<string, object>?)test);
+        stdout.WriteLine($"wrote {Path.Combine(dir, "model.zip")} and metrics.json");
+        return 0;
     }
 
     internal static void WriteJsonAtomically(string path, object value)

@@ -66,11 +66,7 @@ internal static class ImageCommand
             if (testSet is not null) metrics["test"] = trained.Evaluate(testSet).ToDictionary();
             metrics["bestEpoch"] = trained.Outcome?.BestEpoch;
             metrics["trainSeconds"] = Math.Round(trained.Outcome?.TrainSeconds ?? 0, 2);
-            trained.Save(Path.Combine(dir, "model.zip"));
-            Commands.WriteJsonAtomically(Path.Combine(dir, "metrics.json"), metrics);
-            if (metrics.TryGetValue("test", out var tm)) Report.Summary(stdout, "test", (Dictionary<string, object>?)tm);
-            stdout.WriteLine($"wrote {Path.Combine(dir, "model.zip")} and metrics.json");
-            return 0;
+            return Commands.WriteOutputs(stdout, dir, metrics, trained.Save);
         }));
         return cmd;
     }
