@@ -84,6 +84,34 @@ public class CliTests
     }
 
     [Fact]
+    public void ImageClassificationOnShippedFashionMnist()
+    {
+        var dir = Directory.CreateTempSubdirectory("mlft-cli-img-");
+        try
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", Path.Combine(dir.FullName, "cache"));
+            var images = Data("fashion-mnist", "train-images-idx3-ubyte.gz");
+            var (code, stdout, stderr) = Mlft("image-classification", "--dataset", images, "--test-dataset", images,
+                "--image-size", "48", "--feature-layer", "block_6_expand_relu", "--epochs", "5", "--output", dir.FullName);
+            Assert.True(code == 0, stderr);
+            Assert.Contains("test: accuracy=", stdout);
+            using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.FullName, "metrics.json")));
+            Assert.Equal("image-classification", metrics.RootElement.GetProperty("task").GetString());
+            Assert.True(metrics.RootElement.GetProperty("test").GetProperty("accuracy").GetDouble() > 0.5);
+
+            var png = Directory.GetFiles(Path.Combine(Root, "tests", "MlNetFineTune.Tests", "Imaging", "fixtures", "png"), "*.png").Order().First();
+            var (pc, pout, perr) = Mlft("predict", "--model", Path.Combine(dir.FullName, "model.zip"), "--image", png, "--json");
+            Assert.True(pc == 0, perr);
+            Assert.Contains("\"label\"", pout);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", null);
+            dir.Delete(true);
+        }
+    }
+
+    [Fact]
     public void BadInputExitsWithTwoAndNamesTheFileAndLine()
     {
         var dir = Directory.CreateTempSubdirectory("mlft-cli-bad-");
