@@ -168,8 +168,12 @@ internal static class FeatureCache
         return features;
     }
 
+    /// <summary>How many times features were computed by running the backbone (tests check cache hits with it).</summary>
+    internal static int BackboneRuns;
+
     public static float[] Compute(ImageBackbone backbone, IReadOnlyList<ImageExample> data, int size)
     {
+        Interlocked.Increment(ref BackboneRuns);
         backbone.Module.Eval();
         var result = new float[data.Count * backbone.FeatureSize];
         using var _ = Tensor.NoGrad();

@@ -60,6 +60,39 @@ public class ImageClassificationTests
     }
 
     [Fact]
+    public void SecondProbeReusesTheFeatureCache()
+    {
+        var cache = Path.Combine(Path.GetTempPath(), $"mlft-cache-{Guid.NewGuid():N}");
+        Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", cache);
+        try
+        {
+            var train = Synthetic(4, 5);
+            var validation = Synthetic(2, 6);
+            var options = new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu", Epochs = 2 };
+            int before = FeatureCache.BackboneRuns;
+            new ImageClassificationTrainer(options, seed: 1).Fit(train, validation);
+            Assert.Equal(before + 2, FeatureCache.BackboneRuns);      // train and validation features computed once
+            var second = new ImageClassificationTrainer(options, seed: 1).Fit(train, validation);
+            Assert.Equal(before + 2, FeatureCache.BackboneRuns);      // no backbone forward the second time
+            Assert.Equal(2, Directory.GetFiles(cache).Length);
+            Assert.NotNull(second.Outcome);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", null);
+            if (Directory.Exists(cache)) Directory.Delete(cache, true);
+        }
+    }
+
+    [Fact]
+    public void OneClassIsRefused()
+    {
+        var one = new ImageDataset(Synthetic(2, 1).Where(e => e.Label == "blob"), null, "blobs-only");
+        var ex = Assert.Throws<MlNetFineTune.Data.DataValidationException>(() => new ImageClassificationTrainer(new ImageClassificationOptions(), 1).Fit(one));
+        Assert.Contains("blobs-only", ex.Message);
+    }
+
+    [Fact]
     public void FineTuneAndPartialTrainTheBackbone()
     {
         var train = Synthetic(3, 1);
