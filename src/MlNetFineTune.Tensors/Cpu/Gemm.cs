@@ -9,9 +9,11 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// <c>GemmPacked.cs</c>): A is packed into MR-row micro-panels and B into NR-column micro-panels per
 /// KC x NC / MC x KC cache block, and a SIMD micro-kernel (<c>GemmKernels.cs</c>) chosen by
 /// <see cref="Simd.Level"/> computes MR x NR tiles of C. The threads of <see cref="WorkerPool"/> share one
-/// packed copy of B and split the rows (or, for short wide products, the columns) of C. Each element of C
-/// is always reduced over k in the same order, whatever the thread count, so results are bitwise
-/// reproducible (and identical at every thread count). Small products take a direct, unpacked path.
+/// packed copy of each B block and claim row blocks (for short wide products, row x column blocks) of C
+/// from a counter, so a thread slowed down by other load on the machine is covered by the others. Each
+/// element of C is always reduced over k in the same order, whoever computes it, so results are bitwise
+/// reproducible: identical from run to run and at every thread count. Small products (m*n*k below
+/// 32K, or m == 1) take a direct, unpacked, single-threaded path.
 /// </remarks>
 public static class Gemm
 {

@@ -4,7 +4,8 @@ namespace MlNetFineTune.Tensors.Cpu;
 
 /// <summary>
 /// A small fixed pool of worker threads for the CPU kernels. Work is split statically: task i of n always
-/// runs the same index range, so results are deterministic at a fixed thread count. Idle workers park on a
+/// runs the same index range, so results are deterministic at a fixed thread count (a share whose worker is
+/// late, e.g. descheduled on a busy machine, is run by the calling thread rather than waited for). Idle workers park on a
 /// semaphore after a short bounded spin (about 50 us, so back-to-back kernel calls find them awake) instead
 /// of spinning forever, so a busy shared machine costs us proportionally instead of collapsing us
 /// (OpenMP-style unbounded spinning was measured 50x slower there).
@@ -57,7 +58,9 @@ public static class WorkerPool
 
     /// <summary>
     /// Runs <paramref name="body"/>(t) for t in [0, <paramref name="tasks"/>), spread over the pool; the
-    /// calling thread takes part. Task t runs on worker t % Threads, so the assignment never changes.
+    /// calling thread takes part. Tasks t, t + n, t + 2n, ... (n = min(Threads, tasks)) form thread t's
+    /// share; a share whose worker has not started by the time the caller finished its own is run by the
+    /// caller instead. The split never changes, so results do not depend on timing.
     /// Exceptions from any task are rethrown on the caller after all tasks finish.
     /// </summary>
     public static void Run(int tasks, Action<int> body)
@@ -142,9 +145,11 @@ public static class WorkerPool
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/>(state, member, teamSize) once for every member of a team of
-    /// min(<paramref name="maxTeam"/>, Threads) threads (1 when nested). Every member runs on its own thread
-    /// at the same time, so members may wait for each other (barriers). Member 0 is the calling thread.
+    /// Runs <paramref name="body"/>(state, member, teamSize) for the members of a team of
+    /// min(<paramref name="maxTeam"/>, Threads) threads (1 when nested); member 0 is the calling thread and
+    /// always runs, each other member on its own thread, concurrently with member 0. A member whose thread
+    /// has not started by the time member 0 returns is skipped, so the body must share out its work
+    /// dynamically (claiming it) and may only wait for work another member has already claimed.
     /// </summary>
     internal static void RunTeam<TState>(int maxTeam, TState state, Action<TState, int, int> body)
     {
@@ -173,6 +178,10 @@ public static class WorkerPool
     }
 
     // Caller holds Gate. Runs tasks [0, tasks) on `threads` threads: thread w runs w, w+threads, ...
+    // A worker that has not picked its share up by the time the caller is done with its own (parked and
+    // slow to wake, or descheduled on a busy machine) is not waited for: the caller takes the share back
+    // and runs it itself (a team member's share is dropped instead; team bodies claim work dynamically).
+    // Which thread runs a task never changes what the task computes.
     private static void Execute(Job job, int tasks, int threads)
     {
         EnsureWorkers(threads - 1);
@@ -192,12 +201,25 @@ public static class WorkerPool
                 for (int i = 0; i < tasks; i += threads) job.Execute(i);
             }
             catch (Exception ex) { mine = ex; }
-            // Bounded spin for the workers to finish, then park.
+            for (int w = 0; w < threads - 1; w++)
+            {
+                if (!_workers[w].Revoke()) continue;
+                if (!job.DropIfLate)
+                {
+                    try
+                    {
+                        for (int i = w + 1; i < tasks; i += threads) job.Execute(i);
+                    }
+                    catch (Exception ex) { mine ??= ex; }
+                }
+                Interlocked.Decrement(ref _remaining);
+            }
+            // Bounded spin for the workers that did start, then park.
             if (Volatile.Read(ref _remaining) != 0)
             {
                 long until = Stopwatch.GetTimestamp() + SpinTicks;
                 while (Volatile.Read(ref _remaining) != 0 && Stopwatch.GetTimestamp() < until) Thread.SpinWait(8);
-                Done.Wait();
+                if (Volatile.Read(ref _remaining) != 0) Done.Wait();
             }
             _job = null;
             var failure = mine ?? _failure;
@@ -222,6 +244,9 @@ public static class WorkerPool
     private abstract class Job
     {
         public abstract void Execute(int task);
+
+        /// <summary>True when a share that no worker picked up in time is dropped rather than run by the caller.</summary>
+        public virtual bool DropIfLate => false;
     }
 
     // One cached instance per state type; used only under Gate, so never shared by two running regions.
@@ -255,6 +280,7 @@ public static class WorkerPool
         public Action<TState, int, int>? Body;
         public int Team;
         public override void Execute(int task) => Body!(State, task, Team);
+        public override bool DropIfLate => true;
     }
 
     private sealed class Worker
@@ -263,7 +289,8 @@ public static class WorkerPool
         private readonly int _index;
         private int _parked;
         private int _posted;   // jobs handed to this worker (written by callers, under Gate)
-        private int _taken;    // jobs it has started (written by the worker)
+        private int _taken;    // posts it has consumed (written by the worker)
+        private int _claim;    // 1: the current job's share is on offer; the worker takes it (2) or the caller revokes it (0)
 
         public Worker(int index)
         {
@@ -275,9 +302,14 @@ public static class WorkerPool
         // Hands the current job to this worker (the job fields are already written).
         public void Post()
         {
+            Volatile.Write(ref _claim, 1);
             Interlocked.Increment(ref _posted);
             if (Interlocked.Exchange(ref _parked, 0) == 1) _signal.Release();
         }
+
+        // Called by the caller once it is done with its own share: true if this worker had not started its
+        // share, which is then the caller's to run.
+        public bool Revoke() => Interlocked.CompareExchange(ref _claim, 0, 1) == 1;
 
         private void WaitForJob()
         {
@@ -309,6 +341,8 @@ public static class WorkerPool
             {
                 WaitForJob();
                 _taken++;
+                // A post whose share the caller revoked (or a stale post whose job already ran): skip it.
+                if (Interlocked.CompareExchange(ref _claim, 2, 1) != 1) continue;
                 var job = _job;
                 int tasks = _jobTasks, threads = _jobThreads;
                 try
