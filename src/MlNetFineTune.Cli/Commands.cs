@@ -179,7 +179,8 @@ public static class Commands
         var textCol2 = new Option<string?>("--text-col2");
         var json = new Option<bool>("--json") { Description = "Print the metric object as JSON." };
         var imageLabels = new Option<string?>("--labels") { Description = "IDX labels file for an image model's IDX dataset." };
-        var cmd = new Command("evaluate", "Evaluate a model.zip on labelled data.") { model, dataset, labelCol, textCol, textCol2, json, imageLabels };
+        var skipBad = new Option<bool>("--skip-bad-images") { Description = "Image models: leave out images that do not decode (counted) instead of failing." };
+        var cmd = new Command("evaluate", "Evaluate a model.zip on labelled data.") { model, dataset, labelCol, textCol, textCol2, json, imageLabels, skipBad };
         cmd.SetAction(r => Run(stderr, () =>
         {
             var path = r.GetValue(model)!;
@@ -189,7 +190,14 @@ public static class Commands
             if (task == "ner")
                 metrics = ctx.Model.LoadNer(path).Evaluate(NerDataset.LoadConll(r.GetValue(dataset)!)).ToDictionary();
             else if (task == "image-classification")
-                metrics = Imaging.ImageClassificationModel.Load(path).Evaluate(Imaging.ImageDatasets.Load(r.GetValue(dataset)!, r.GetValue(imageLabels))).ToDictionary();
+            {
+                var imageModel = Imaging.ImageClassificationModel.Load(path);
+                var data = Imaging.ImageDatasets.Load(r.GetValue(dataset)!, r.GetValue(imageLabels), new Imaging.ImageLoadOptions { SkipBadImages = r.GetValue(skipBad) }, imageModel.Labels);
+                foreach (var bad in data.Skipped) stderr.WriteLine($"skipped: {bad.Reason}");
+                var m = imageModel.Evaluate(data).ToDictionary();
+                m["skippedImages"] = data.Skipped.Count;
+                metrics = m;
+            }
             else
             {
                 var m = ctx.Model.LoadTextClassification(path);

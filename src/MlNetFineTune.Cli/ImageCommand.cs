@@ -15,7 +15,8 @@ internal static class ImageCommand
         var test = new Option<string?>("--test-dataset") { Description = "Test images." };
         var testLabels = new Option<string?>("--test-labels");
         var model = new Option<string?>("--model") { Description = "default (shipped MobileNetV2), inception_v3, scratch, a TF.js folder, or a torchvision .pth." };
-        var strategy = new Option<string>("--strategy") { Description = "probe, finetune or partial.", DefaultValueFactory = _ => "probe" };
+        var strategy = new Option<string?>("--strategy") { Description = "probe, finetune or partial (default: probe, or finetune for --model scratch)." };
+        var skipBad = new Option<bool>("--skip-bad-images") { Description = "Leave out images that do not decode (counted and listed) instead of failing." };
         var size = new Option<int>("--image-size") { Description = "Network input side.", DefaultValueFactory = _ => 96 };
         var layer = new Option<string?>("--feature-layer") { Description = "Keras layer to take features from (default: chosen on the validation set for a probe)." };
         var epochs = new Option<int?>("--epochs");
@@ -24,22 +25,27 @@ internal static class ImageCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output") { Description = "Folder for model.zip and metrics.json.", Required = true };
         var cmd = new Command("image-classification", "Fine-tune an image classifier (probe, finetune or partial).")
-        { dataset, labels, validation, validationLabels, test, testLabels, model, strategy, size, layer, epochs, batch, lr, seed, output };
+        { dataset, labels, validation, validationLabels, test, testLabels, model, strategy, size, layer, epochs, batch, lr, seed, skipBad, output };
         cmd.SetAction(r => Commands.Run(stderr, () =>
         {
             var path = r.GetValue(dataset)!;
+            var load = new ImageLoadOptions { SkipBadImages = r.GetValue(skipBad) };
             ImageDataset train;
             ImageDataset? valid = null, testSet = null;
             if (Directory.Exists(path) && Directory.Exists(Path.Combine(path, "train")))
-                (train, valid, testSet) = ImageDatasets.LoadFolderSplits(path);
-            else train = ImageDatasets.Load(path, r.GetValue(labels));
-            if (r.GetValue(validation) is string v) valid = ImageDatasets.Load(v, r.GetValue(validationLabels));
-            if (r.GetValue(test) is string t) testSet = ImageDatasets.Load(t, r.GetValue(testLabels));
+                (train, valid, testSet) = ImageDatasets.LoadFolderSplits(path, load);
+            else train = ImageDatasets.Load(path, r.GetValue(labels), load);
+            if (r.GetValue(validation) is string v) valid = ImageDatasets.Load(v, r.GetValue(validationLabels), load, train.Labels);
+            if (r.GetValue(test) is string t) testSet = ImageDatasets.Load(t, r.GetValue(testLabels), load, train.Labels);
+            var skipped = new[] { train, valid, testSet }.Where(d => d is not null).SelectMany(d => d!.Skipped).ToList();
+            foreach (var bad in skipped) stderr.WriteLine($"skipped: {bad.Reason}");
+            if (skipped.Count > 0) stderr.WriteLine($"warning: {skipped.Count} bad images skipped (--skip-bad-images).");
             var options = new ImageClassificationOptions
             {
                 Model = r.GetValue(model) ?? "default",
-                Strategy = r.GetValue(strategy)!.ToLowerInvariant() switch
+                Strategy = r.GetValue(strategy)?.ToLowerInvariant() switch
                 {
+                    null => null,
                     "probe" => ImageStrategy.Probe,
                     "finetune" or "fine-tune" => ImageStrategy.FineTune,
                     "partial" => ImageStrategy.Partial,
@@ -54,14 +60,16 @@ internal static class ImageCommand
             var dir = r.GetValue(output)!;
             Directory.CreateDirectory(dir);
             var trained = Progress.Run(stdout, "image-classification", p => new ImageClassificationTrainer(options, r.GetValue(seed)).Fit(train, valid, p));
-            var best = trained.Outcome?.History.FirstOrDefault(h => h.Epoch == trained.Outcome.BestEpoch);
             var metrics = new Dictionary<string, object?>
             {
                 ["task"] = "image-classification",
                 ["model"] = options.Model,
-                ["strategy"] = options.Strategy.ToString().ToLowerInvariant(),
+                ["strategy"] = trained.Strategy?.ToString().ToLowerInvariant(),
                 ["featureLayer"] = trained.FeatureLayer,
-                ["validation"] = best?.Metrics,
+                ["validation"] = trained.ValidationMetrics?.ToDictionary(),
+                ["validationBeforeCalibration"] = trained.ValidationBeforeCalibration?.ToDictionary(),
+                ["temperature"] = trained.Temperature,
+                ["skippedImages"] = skipped.Count,
             };
             if (testSet is not null) metrics["test"] = trained.Evaluate(testSet).ToDictionary();
             metrics["bestEpoch"] = trained.Outcome?.BestEpoch;

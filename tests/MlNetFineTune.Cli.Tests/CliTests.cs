@@ -159,4 +159,42 @@ public class CliTests
             dir.Delete(true);
         }
     }
+
+    [Fact]
+    public void ImageFolderWithABadFileFailsWithItsNameOrSkipsIt()
+    {
+        var dir = Directory.CreateTempSubdirectory("mlft-cli-bad-");
+        try
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", Path.Combine(dir.FullName, "cache"));
+            var images = Path.Combine(dir.FullName, "images");
+            var pngs = Directory.GetFiles(Path.Combine(Root, "tests", "MlNetFineTune.Tests", "Imaging", "fixtures", "png"), "ct2_bd8*.png").Order().ToArray();
+            var jpgs = Directory.GetFiles(Path.Combine(Root, "tests", "MlNetFineTune.Tests", "Imaging", "fixtures", "jpeg"), "baseline_q*.jpg").Order().ToArray();
+            Directory.CreateDirectory(Path.Combine(images, "png"));
+            Directory.CreateDirectory(Path.Combine(images, "jpg"));
+            foreach (var f in pngs.Take(4)) File.Copy(f, Path.Combine(images, "png", Path.GetFileName(f)));
+            foreach (var f in jpgs.Take(4)) File.Copy(f, Path.Combine(images, "jpg", Path.GetFileName(f)));
+            var bad = Path.Combine(images, "jpg", "zz-truncated.jpg");
+            File.WriteAllBytes(bad, File.ReadAllBytes(jpgs[0])[..200]);
+            string[] common = ["image-classification", "--dataset", images, "--image-size", "32", "--feature-layer", "block_6_expand_relu", "--epochs", "2", "--output", Path.Combine(dir.FullName, "out")];
+
+            var (code, _, stderr) = Mlft(common);
+            Assert.Equal(2, code);
+            Assert.Contains(bad, stderr);
+            Assert.False(File.Exists(Path.Combine(dir.FullName, "out", "model.zip")));
+
+            (code, _, stderr) = Mlft([.. common, "--skip-bad-images"]);
+            Assert.True(code == 0, stderr);
+            Assert.Contains(bad, stderr);
+            using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.FullName, "out", "metrics.json")));
+            Assert.Equal(1, metrics.RootElement.GetProperty("skippedImages").GetInt32());
+            Assert.Equal("probe", metrics.RootElement.GetProperty("strategy").GetString());
+            Assert.True(metrics.RootElement.GetProperty("temperature").GetDouble() > 0);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", null);
+            dir.Delete(true);
+        }
+    }
 }

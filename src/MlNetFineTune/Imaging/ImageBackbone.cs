@@ -53,11 +53,27 @@ internal sealed class ImageBackbone
         throw new DirectoryNotFoundException($"The shipped backbone data/models/{name} was not found.");
     }
 
-    /// <summary>default/mobilenet_v2, inception_v3, scratch (a randomly initialised ResNet-18), a TF.js folder, or a torchvision .pth.</summary>
+    /// <summary>
+    /// default/mobilenet_v2, inception_v3, scratch (the default's MobileNetV2 architecture with freshly initialised
+    /// weights), resnet18-scratch (a randomly initialised ResNet-18), a TF.js folder, or a torchvision .pth.
+    /// </summary>
     public static ImageBackbone Create(string spec, string? outputLayer, Rng rng)
     {
         spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec;
         if (spec == "scratch")
+        {
+            var shipped = ReadTfjsFiles(ShippedDirectory("mobilenet_v2"));
+            var fresh = KerasModel.FromTfjs(TfjsLayersModel.Parse(shipped["model.json"], "mobilenet_v2", f => shipped[f]), outputLayer);
+            Reinitialize(fresh, rng);
+            int size = fresh.Features(Tensor.Zeros(1, 3, 64, 64)).Shape[1];
+            // The topology is embedded in model.zip as usual; the trained weights come from the state dict.
+            return new ImageBackbone
+            {
+                Kind = "keras", Source = "scratch", Module = fresh, Network = fresh, FeatureSize = size,
+                OutputLayer = fresh.OutputLayer, SourceFiles = shipped,
+            };
+        }
+        if (spec == "resnet18-scratch")
         {
             var net = new ResNet(ResNetConfig.FromName("resnet18"), rng, includeClassifier: false);
             return new ImageBackbone { Kind = "resnet", Source = "scratch", Module = net, Network = net, FeatureSize = net.FeatureSize };
@@ -80,6 +96,34 @@ internal sealed class ImageBackbone
             Kind = "keras", Source = spec, Module = model, Network = model, FeatureSize = features,
             OutputLayer = model.OutputLayer, SourceFiles = files,
         };
+    }
+
+    /// <summary>
+    /// Fresh weights for every layer, as Keras would initialise an untrained model, except that convolutions use He
+    /// normal (fan-in; ReLU6 networks trained from scratch need it): dense layers Glorot uniform, biases and batch-norm
+    /// shifts 0, batch-norm scales 1, moving means 0 and variances 1.
+    /// </summary>
+    internal static void Reinitialize(Module model, Rng rng)
+    {
+        foreach (var (name, t) in model.NamedParameters().Concat(model.NamedBuffers()))
+        {
+            var data = t.AsSpan();
+            var shape = t.Shape;
+            string leaf = name[(name.LastIndexOf('.') + 1)..];
+            if (leaf.EndsWith("weight", StringComparison.Ordinal) && shape.Count == 4)
+            {
+                int fanIn = shape[1] * shape[2] * shape[3];
+                float std = MathF.Sqrt(2f / fanIn);
+                for (int i = 0; i < data.Length; i++) data[i] = rng.NextNormal() * std;
+            }
+            else if (leaf == "weight" && shape.Count == 2)
+            {
+                float limit = MathF.Sqrt(6f / (shape[0] + shape[1]));
+                for (int i = 0; i < data.Length; i++) data[i] = (rng.NextFloat() * 2 - 1) * limit;
+            }
+            else if (leaf is "weight" or "running_var") data.Fill(1f);     // batch-norm scale (rank 1), moving variance
+            else data.Clear();                                               // biases, batch-norm shifts, moving means
+        }
     }
 
     private static Dictionary<string, byte[]> ReadTfjsFiles(string dir)

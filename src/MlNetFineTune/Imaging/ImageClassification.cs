@@ -19,6 +19,9 @@ public sealed class ImageDataset(IEnumerable<ImageExample> examples, LabelVocabu
     /// <summary>Where the images came from (named in errors).</summary>
     public string Source { get; } = source ?? "<memory>";
 
+    /// <summary>Files left out while loading because they did not decode (only with <see cref="ImageLoadOptions.SkipBadImages"/>).</summary>
+    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
+
     /// <summary>Label names by id.</summary>
     public LabelVocabulary Labels { get; } = labels ?? LabelVocabulary.Build(examples.Select(e => e.Label));
 
@@ -46,8 +49,10 @@ public sealed record ImageClassificationOptions
 {
     /// <summary>default (shipped MobileNetV2), inception_v3, scratch (ResNet-18 from random), a TF.js folder, or a torchvision .pth.</summary>
     public string Model { get; init; } = "default";
-    /// <summary>Probe, fine-tune or partial.</summary>
-    public ImageStrategy Strategy { get; init; } = ImageStrategy.Probe;
+    /// <summary>Probe, fine-tune or partial (null: probe for a pretrained backbone, fine-tune for <c>scratch</c>, whose random features are not worth probing).</summary>
+    public ImageStrategy? Strategy { get; init; }
+    /// <summary>Fit a temperature on the validation set so probabilities are calibrated (default true; metrics before and after are kept).</summary>
+    public bool CalibrateTemperature { get; init; } = true;
     /// <summary>Side of the square network input.</summary>
     public int ImageSize { get; init; } = 96;
     /// <summary>Keras layer whose pooled output is the feature (null: for a probe, chosen on the validation set among a few depths).</summary>
@@ -81,7 +86,9 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         if (validation is null) (train, validation) = train.Split(options.ValidationFraction, seed);
         var rng = new Rng((ulong)seed);
         string? layer = options.FeatureLayer;
-        bool probe = options.Strategy == ImageStrategy.Probe;
+        var strategy = options.Strategy ?? (options.Model is "scratch" or "resnet18-scratch" ? ImageStrategy.FineTune : ImageStrategy.Probe);
+        var resolved = options with { Strategy = strategy };
+        bool probe = strategy == ImageStrategy.Probe;
         if (probe && layer is null && options.Model is "default" or "mobilenet_v2")
             layer = ChooseProbeLayer(train, validation, rng);
         var backbone = ImageBackbone.Create(options.Model, layer, rng);
@@ -90,15 +97,30 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         var defaults = probe ? (100, 1e-2) : (5, 1e-3);
         var training = TextTraining.Resolve(options.Training, options.Epochs, options.BatchSize, options.LearningRate, defaults, seed) with
         {
-            BackboneLearningRateScale = options.Strategy == ImageStrategy.FineTune ? 0.1 : 1.0,
+            // A pretrained backbone fine-tunes at a tenth of the head's rate; a scratch one has nothing to preserve.
+            BackboneLearningRateScale = strategy == ImageStrategy.FineTune && options.Model is not ("scratch" or "resnet18-scratch") ? 0.1 : 1.0,
             WeightDecay = probe ? 1e-4 : options.Training.WeightDecay,
             EarlyStoppingPatience = probe && options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience ? 10 : options.Training.EarlyStoppingPatience,
         };
-        ITrainingTask task = probe
+        IImageTask task = probe
             ? new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation)
-            : new ImageTask(model, train, validation, options, seed);
+            : new ImageTask(model, train, validation, resolved, seed);
         var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);
-        return new ImageClassificationModel(model, train.Labels, options.ImageSize, outcome, options);
+
+        // Calibration on the validation set (the best epoch's weights are restored by now).
+        var logits = task.ValidationLogits();
+        var ids = task.ValidationLabels;
+        var known = Enumerable.Range(0, ids.Length).Where(i => ids[i] >= 0).ToArray();
+        var knownLogits = known.SelectMany(i => logits.AsSpan(i * train.Labels.Count, train.Labels.Count).ToArray()).ToArray();
+        var knownIds = known.Select(i => ids[i]).ToArray();
+        var before = ClassificationMetrics.Compute(knownIds, TemperatureScaling.Apply(knownLogits, train.Labels.Count, 1.0), train.Labels.Labels);
+        double temperature = options.CalibrateTemperature && knownIds.Length > 0 ? TemperatureScaling.Fit(knownLogits, knownIds) : 1.0;
+        var after = ClassificationMetrics.Compute(knownIds, TemperatureScaling.Apply(knownLogits, train.Labels.Count, temperature), train.Labels.Labels);
+        return new ImageClassificationModel(model, train.Labels, options.ImageSize, outcome, resolved, temperature)
+        {
+            ValidationBeforeCalibration = before,
+            ValidationMetrics = after,
+        };
     }
 
     private string ChooseProbeLayer(ImageDataset train, ImageDataset validation, Rng rng)
@@ -146,6 +168,13 @@ internal static class FeatureCache
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{backbone.Kind}|{backbone.Source}|{backbone.OutputLayer}|{size}|{backbone.FeatureSize}|"));
+        // The weights themselves (not just the model's name) key the cache: a changed checkpoint at the same path,
+        // or a scratch network from another seed, must not reuse stale features.
+        foreach (var (name, t) in backbone.Module.NamedParameters().Concat(backbone.Module.NamedBuffers()))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Contiguous().AsSpan()));
+        }
         foreach (var e in data)
             sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Image.Data.AsSpan()));
         var key = Convert.ToHexString(sha.GetHashAndReset());
@@ -187,8 +216,17 @@ internal static class FeatureCache
     }
 }
 
+/// <summary>A training task that can also hand back its validation logits (for calibration).</summary>
+internal interface IImageTask : ITrainingTask
+{
+    /// <summary>Validation labels by id (-1: a label training never saw).</summary>
+    int[] ValidationLabels { get; }
+    /// <summary>Validation logits [N, C] with the current weights.</summary>
+    float[] ValidationLogits();
+}
+
 /// <summary>Linear probe on cached features: the head trains, the backbone is not run at all.</summary>
-internal sealed class ProbeTask(ImageClassifierModule model, float[] trainFeatures, float[] validFeatures, ImageDataset train, ImageDataset validation) : ITrainingTask
+internal sealed class ProbeTask(ImageClassifierModule model, float[] trainFeatures, float[] validFeatures, ImageDataset train, ImageDataset validation) : IImageTask
 {
     private readonly int[] _trainLabels = train.Select(e => train.Labels.GetId(e.Label!)).ToArray();
     private readonly int[] _validLabels = validation.Select(e => train.Labels.TryGetId(e.Label ?? "", out var id) ? id : -1).ToArray();
@@ -208,16 +246,19 @@ internal sealed class ProbeTask(ImageClassifierModule model, float[] trainFeatur
         return Ops.CrossEntropy(logits, Tensor.FromArray(examples.Select(i => (long)_trainLabels[i]).ToArray()));
     }
 
-    public Evaluation Validate(CancellationToken cancellationToken)
+    public int[] ValidationLabels => _validLabels;
+
+    public float[] ValidationLogits()
     {
         using var _ = Tensor.NoGrad();
-        var logits = model.Head.Forward(Tensor.Wrap((float[])validFeatures.Clone(), _validLabels.Length, _f)).ToArray();
-        return ImageTask.Score(logits, _validLabels, model.Head.OutFeatures);
+        return model.Head.Forward(Tensor.Wrap((float[])validFeatures.Clone(), _validLabels.Length, _f)).ToArray();
     }
+
+    public Evaluation Validate(CancellationToken cancellationToken) => ImageTask.Score(ValidationLogits(), _validLabels, model.Head.OutFeatures);
 }
 
 /// <summary>Fine-tuning (all or the top layers) on images with augmentation.</summary>
-internal sealed class ImageTask : ITrainingTask
+internal sealed class ImageTask : IImageTask
 {
     private readonly ImageClassifierModule _model;
     private readonly ImageDataset _train, _valid;
@@ -276,7 +317,13 @@ internal sealed class ImageTask : ITrainingTask
         return Ops.CrossEntropy(logits, Tensor.FromArray(examples.Select(i => (long)_trainLabels[i]).ToArray()));
     }
 
-    public Evaluation Validate(CancellationToken cancellationToken)
+    public int[] ValidationLabels => _validLabels;
+
+    public float[] ValidationLogits() => Logits(CancellationToken.None);
+
+    public Evaluation Validate(CancellationToken cancellationToken) => Score(Logits(cancellationToken), _validLabels, _model.Head.OutFeatures);
+
+    private float[] Logits(CancellationToken cancellationToken)
     {
         _model.Eval();
         var logits = new List<float>();
@@ -287,7 +334,7 @@ internal sealed class ImageTask : ITrainingTask
                 var batch = _valid.Skip(s).Take(32).Select(e => Prepare(_model.Backbone, e.Image, _options.ImageSize, null)).ToArray();
                 logits.AddRange(_model.Forward(ImageTransforms.Stack(batch)).ToArray());
             }
-        return Score([.. logits], _validLabels, _model.Head.OutFeatures);
+        return [.. logits];
     }
 
     internal static Evaluation Score(float[] logits, int[] labels, int classes)
@@ -304,8 +351,9 @@ public sealed class ImageClassificationModel
     private readonly ImageClassifierModule _model;
     private readonly ImageClassificationOptions? _options;
 
-    internal ImageClassificationModel(ImageClassifierModule model, LabelVocabulary labels, int imageSize, TrainingOutcome? outcome, ImageClassificationOptions? options)
+    internal ImageClassificationModel(ImageClassifierModule model, LabelVocabulary labels, int imageSize, TrainingOutcome? outcome, ImageClassificationOptions? options, double temperature)
     {
+        Temperature = temperature;
         _model = model;
         Labels = labels;
         ImageSize = imageSize;
@@ -319,10 +367,18 @@ public sealed class ImageClassificationModel
     public int ImageSize { get; }
     /// <summary>The training run (null for a loaded model).</summary>
     public TrainingOutcome? Outcome { get; }
+    /// <summary>Softmax temperature fitted on the validation set (1: uncalibrated).</summary>
+    public double Temperature { get; }
+    /// <summary>Validation metrics at temperature 1 (null for a loaded model).</summary>
+    public ClassificationMetrics? ValidationBeforeCalibration { get; init; }
+    /// <summary>Validation metrics at the fitted temperature (null for a loaded model).</summary>
+    public ClassificationMetrics? ValidationMetrics { get; init; }
+    /// <summary>The strategy it was trained with (null for a loaded model saved before strategies were recorded).</summary>
+    public ImageStrategy? Strategy => _options?.Strategy;
     /// <summary>The Keras layer features come from (null for ResNets).</summary>
     public string? FeatureLayer => _model.Backbone.OutputLayer;
 
-    /// <summary>Class probabilities per image, [N, C] flattened.</summary>
+    /// <summary>Calibrated class probabilities per image, [N, C] flattened.</summary>
     public float[] PredictProbabilities(IReadOnlyList<FloatImage> images)
     {
         _model.Eval();
@@ -331,9 +387,9 @@ public sealed class ImageClassificationModel
         for (int s = 0; s < images.Count; s += 32)
         {
             var batch = images.Skip(s).Take(32).Select(i => ImageTask.Prepare(_model.Backbone, i, ImageSize, null)).ToArray();
-            result.AddRange(Ops.Softmax(_model.Forward(ImageTransforms.Stack(batch)), -1).ToArray());
+            result.AddRange(_model.Forward(ImageTransforms.Stack(batch)).ToArray());
         }
-        return [.. result];
+        return TemperatureScaling.Apply([.. result], Labels.Count, Temperature);
     }
 
     /// <summary>The predicted label and its probability for one image.</summary>
@@ -360,7 +416,8 @@ public sealed class ImageClassificationModel
             ["task"] = "image-classification",
             ["labels"] = new JsonArray(Labels.Labels.Select(l => (JsonNode)l).ToArray()),
             ["imageSize"] = ImageSize,
-            ["strategy"] = _options?.Strategy.ToString(),
+            ["strategy"] = _options?.Strategy?.ToString(),
+            ["temperature"] = Temperature,
         };
         var files = new Dictionary<string, byte[]>();
         _model.Backbone.Describe(manifest, files, "backbone/");
@@ -374,6 +431,9 @@ public sealed class ImageClassificationModel
         var backbone = ImageBackbone.FromPackage(package, "backbone/", path);
         var model = new ImageClassifierModule(backbone, labels.Count, new Rng(0));
         model.LoadStateDict(package.Weights.ToDictionary(kv => kv.Key, kv => kv.Value));
-        return new ImageClassificationModel(model, labels, package.Manifest["imageSize"]!.GetValue<int>(), null, null);
+        var strategy = package.Manifest["strategy"]?.GetValue<string>() is string st && Enum.TryParse<ImageStrategy>(st, out var parsed) ? parsed : (ImageStrategy?)null;
+        double temperature = package.Manifest["temperature"]?.GetValue<double>() ?? 1.0;
+        return new ImageClassificationModel(model, labels, package.Manifest["imageSize"]!.GetValue<int>(), null,
+            strategy is null ? null : new ImageClassificationOptions { Strategy = strategy }, temperature);
     }
 }

@@ -4,6 +4,7 @@ using Xunit;
 
 namespace MlNetFineTune.Tests;
 
+[Collection("feature-cache")] // tests here set MLFT_FEATURE_CACHE or write to the cache: not in parallel
 public class ImageClassificationTests
 {
     // Four kinds of synthetic 48x48 gray images: horizontal stripes, vertical stripes, checkerboard, a bright blob.
@@ -105,5 +106,51 @@ public class ImageClassificationTests
             Assert.Single(model.Outcome!.History);
             Assert.True(double.IsFinite(model.Outcome.History[0].TrainLoss));
         }
+    }
+
+    [Fact]
+    public void ScratchIsTheDefaultArchitectureFreshlyInitialisedAndFineTuned()
+    {
+        var train = Synthetic(2, 11);
+        var model = new ImageClassificationTrainer(new ImageClassificationOptions { Model = "scratch", ImageSize = 32, Epochs = 1, BatchSize = 8 }, seed: 4)
+            .Fit(train, Synthetic(1, 12));
+        Assert.Equal(ImageStrategy.FineTune, model.Strategy);                 // a probe on random features is not the default
+
+        var shipped = ImageBackbone.Create("default", null, new MlNetFineTune.Tensors.Rng(1));
+        var fresh = ImageBackbone.Create("scratch", null, new MlNetFineTune.Tensors.Rng(1));
+        var a = shipped.Module.StateDict();
+        var b = fresh.Module.StateDict();
+        Assert.Equal(a.Keys.Order(), b.Keys.Order());                          // same architecture, same parameter names
+        foreach (var key in a.Keys) Assert.Equal(a[key].Shape, b[key].Shape);
+        var conv = a.Keys.First(k => k.EndsWith("weight", StringComparison.Ordinal) && a[k].Shape.Count == 4);
+        Assert.NotEqual(a[conv].ToArray(), b[conv].ToArray());                // but not the pretrained weights
+        var again = ImageBackbone.Create("scratch", null, new MlNetFineTune.Tensors.Rng(1)).Module.StateDict();
+        Assert.Equal(b[conv].ToArray(), again[conv].ToArray());               // reproducible from the seed
+
+        var path = Path.Combine(Path.GetTempPath(), $"mlft-scratch-{Guid.NewGuid():N}.zip");
+        try
+        {
+            model.Save(path);
+            var loaded = ImageClassificationModel.Load(path);
+            var images = train.Select(e => e.Image).ToArray();
+            Assert.Equal(model.PredictProbabilities(images), loaded.PredictProbabilities(images));
+            Assert.Equal(model.Temperature, loaded.Temperature);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void TemperatureIsFittedOnValidationAndReported()
+    {
+        var model = new ImageClassificationTrainer(new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu", Epochs = 20 }, seed: 2)
+            .Fit(Synthetic(4, 21), Synthetic(3, 22));
+        Assert.NotNull(model.ValidationBeforeCalibration);
+        Assert.NotNull(model.ValidationMetrics);
+        Assert.NotEqual(1.0, model.Temperature);
+        Assert.True(model.ValidationMetrics!.LogLoss <= model.ValidationBeforeCalibration!.LogLoss + 1e-9);
+        Assert.Equal(model.ValidationBeforeCalibration.Accuracy, model.ValidationMetrics.Accuracy);
+        var off = new ImageClassificationTrainer(new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu", Epochs = 20, CalibrateTemperature = false }, seed: 2)
+            .Fit(Synthetic(4, 21), Synthetic(3, 22));
+        Assert.Equal(1.0, off.Temperature);
     }
 }
