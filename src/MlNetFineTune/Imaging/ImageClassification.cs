@@ -93,14 +93,17 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             layer = ChooseProbeLayer(train, validation, rng);
         var backbone = ImageBackbone.Create(options.Model, layer, rng);
         var model = new ImageClassifierModule(backbone, train.Labels.Count, rng);
-        // A probe trains a linear layer on cached features: cheap epochs, so many of them with patience.
-        var defaults = probe ? (100, 1e-2) : (5, 1e-3);
+        // A probe trains a linear layer on cached features: cheap epochs, so many of them with patience. A pretrained
+        // network fine-tunes for a few epochs; one from scratch has everything to learn and gets more, and more patience.
+        bool scratch = options.Model is "scratch" or "resnet18-scratch";
+        var defaults = probe ? (100, 1e-2) : scratch ? (30, 1e-3) : (5, 1e-3);
+        bool patienceUnset = options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience;
         var training = TextTraining.Resolve(options.Training, options.Epochs, options.BatchSize, options.LearningRate, defaults, seed) with
         {
             // A pretrained backbone fine-tunes at a tenth of the head's rate; a scratch one has nothing to preserve.
-            BackboneLearningRateScale = strategy == ImageStrategy.FineTune && options.Model is not ("scratch" or "resnet18-scratch") ? 0.1 : 1.0,
+            BackboneLearningRateScale = strategy == ImageStrategy.FineTune && !scratch ? 0.1 : 1.0,
             WeightDecay = probe ? 1e-4 : options.Training.WeightDecay,
-            EarlyStoppingPatience = probe && options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience ? 10 : options.Training.EarlyStoppingPatience,
+            EarlyStoppingPatience = !patienceUnset ? options.Training.EarlyStoppingPatience : probe ? 10 : scratch ? 5 : options.Training.EarlyStoppingPatience,
         };
         IImageTask task = probe
             ? new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation)
