@@ -16,12 +16,17 @@ internal static class TextBackbones
         spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim();
         if (spec is "default" or "glove" or "scratch")
         {
-            // Taggers also see each word's shape (GloVe is lower-case only, and capitals mark names).
+            // Taggers also see each word's shape (GloVe is lower-case only, and capitals mark names), and use two
+            // blocks of width-1 and width-3 convolutions: the word itself plus a context of up to two words each side.
+            // On the shipped NER set's held-out templates this gave entity F1 0.878 against 0.860 for one block of
+            // widths 3 and 5 (seed 1; seed-to-seed spread about 0.01).
             var options = new GloveEncoderOptions
             {
                 MaxLength = maxLength ?? 256,
                 FreezeEmbeddings = !trainWordVectors,
                 WordShapeSize = head == TextHeadKind.Token ? 16 : 0,
+                KernelSizes = head == TextHeadKind.Token ? [1, 3] : [3, 5],
+                Layers = head == TextHeadKind.Token ? 2 : 1,
             };
             return GloveBackbone.Create(spec == "scratch", head, numLabels, options, rng);
         }
