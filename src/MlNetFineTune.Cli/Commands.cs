@@ -272,8 +272,15 @@ public static class Commands
     {
         var quick = new Option<bool>("--quick") { Description = "A one-minute run on the tiny IMDB files." };
         var output = new Option<string?>("--output") { Description = "Where to write the demo model (default: a temp folder)." };
-        var cmd = new Command("demo", "Fine-tune the shipped default model on the shipped IMDB subset and compare with training from scratch.") { quick, output };
-        cmd.SetAction(r => Run(stderr, () => Demo.Run(stdout, r.GetValue(quick), r.GetValue(output))));
+        var part = new Argument<string>("part") { Description = "text (IMDB sentiment, the default), images (Fashion-MNIST) or all.", DefaultValueFactory = _ => "text" };
+        var cmd = new Command("demo", "Fine-tune the shipped default models on the shipped data and compare with training from scratch.") { part, quick, output };
+        cmd.SetAction(r => Run(stderr, () => r.GetValue(part) switch
+        {
+            "text" => Demo.Run(stdout, r.GetValue(quick), r.GetValue(output)),
+            "images" => Demo.RunImages(stdout, r.GetValue(quick), r.GetValue(output)),
+            "all" => Demo.Run(stdout, r.GetValue(quick), r.GetValue(output)) is var code && code != 0 ? code : Demo.RunImages(stdout, r.GetValue(quick), r.GetValue(output)),
+            var other => throw new ArgumentException($"demo: '{other}' is not one of text, images, all."),
+        }));
         return cmd;
     }
 

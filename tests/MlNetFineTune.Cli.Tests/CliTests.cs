@@ -161,6 +161,28 @@ public class CliTests
     }
 
     [Fact]
+    public void DemoImagesQuickRuns()
+    {
+        var dir = Directory.CreateTempSubdirectory("mlft-demo-img-");
+        try
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", Path.Combine(dir.FullName, "cache"));
+            var (code, stdout, stderr) = Mlft("demo", "images", "--quick", "--output", dir.FullName);
+            Assert.True(code == 0, stderr);
+            Assert.Contains("logistic regression, pixels", stdout);
+            Assert.Contains("MobileNetV2 pretrained (default)", stdout);
+            Assert.Contains("MobileNetV2 scratch", stdout);
+            Assert.True(File.Exists(Path.Combine(dir.FullName, "image-model.zip")));
+            Assert.Equal(2, Mlft("demo", "pictures").Code);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("MLFT_FEATURE_CACHE", null);
+            dir.Delete(true);
+        }
+    }
+
+    [Fact]
     public void ImageFolderWithABadFileFailsWithItsNameOrSkipsIt()
     {
         var dir = Directory.CreateTempSubdirectory("mlft-cli-bad-");

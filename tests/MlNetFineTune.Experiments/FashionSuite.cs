@@ -184,28 +184,10 @@ public static class FashionSuite
 
     private static JsonObject RunPixels(string config, ImageDataset train, ImageDataset test)
     {
-        static SparseMatrix Pixels(ImageDataset data)
-        {
-            int d = data[0].Image.Data.Length;
-            var ptr = new int[data.Count + 1];
-            var cols = new int[data.Count * d];
-            var vals = new double[data.Count * d];
-            for (int i = 0; i < data.Count; i++)
-            {
-                var px = data[i].Image.Data;
-                if (px.Length != d) throw new InvalidDataException("pixel logistic regression needs images of one size");
-                for (int j = 0; j < d; j++) { cols[i * d + j] = j; vals[i * d + j] = px[j] / 255.0; }
-                ptr[i + 1] = (i + 1) * d;
-            }
-            return new SparseMatrix(data.Count, d, ptr, cols, vals);
-        }
         var clock = Stopwatch.StartNew();
-        var y = train.Select(e => train.Labels.GetId(e.Label!)).ToArray();
-        var lr = LogisticRegression.Fit(Pixels(train), y, train.Labels.Count, new LogisticRegressionOptions { C = 1.0 });
+        var baseline = PixelLogisticRegression.Fit(train, new LogisticRegressionOptions { C = 1.0 });
         double trainSeconds = clock.Elapsed.TotalSeconds;
-        var probs = lr.PredictProbabilities(Pixels(test));
-        var ids = test.Select(e => train.Labels.GetId(e.Label!)).ToArray();
-        var m = ClassificationMetrics.Compute(ids, probs, train.Labels.Labels);
+        var m = baseline.Evaluate(test);
         return new JsonObject
         {
             ["config"] = config,
@@ -216,8 +198,8 @@ public static class FashionSuite
             ["macroF1"] = m.MacroF1,
             ["logLoss"] = m.LogLoss,
             ["ece"] = m.Ece,
-            ["solverIterations"] = lr.Iterations,
-            ["solverConverged"] = lr.Converged,
+            ["solverIterations"] = baseline.Classifier.Iterations,
+            ["solverConverged"] = baseline.Classifier.Converged,
             ["trainSeconds"] = Math.Round(trainSeconds, 1),
             ["threads"] = 1,
         };

@@ -351,7 +351,6 @@ internal sealed class KerasBatchNorm : KerasLayer
         if (inChannels < 1) throw new InvalidDataException($"Keras layer '{spec.Name}' (BatchNormalization): the number of channels is unknown.");
         Epsilon = (float)spec.GetDouble("epsilon", 1e-3);
         double momentum = spec.GetDouble("momentum", 0.99);
-        KerasMomentum = (float)momentum;
         Momentum = (float)(1 - momentum);
         string why = $"the layer with {inChannels} channels";
         if (spec.GetBool("scale", true)) _weight = RegisterParameter("weight", weights.Get(spec, "gamma", [inChannels], why));
@@ -366,10 +365,13 @@ internal sealed class KerasBatchNorm : KerasLayer
     public float Epsilon { get; }
 
     /// <summary>Keras momentum: moving = momentum * moving + (1 - momentum) * batch.</summary>
-    public float KerasMomentum { get; }
+    public float KerasMomentum => 1 - Momentum;
 
-    /// <summary>The same update in PyTorch's convention: 1 - Keras momentum (0.001 for 0.999).</summary>
-    public float Momentum { get; }
+    /// <summary>
+    /// The same update in PyTorch's convention: 1 - Keras momentum (0.001 for 0.999). Settable: a network trained
+    /// from scratch needs faster-moving statistics than a pretrained one being fine-tuned.
+    /// </summary>
+    public float Momentum { get; set; }
 
     public override Tensor Call(IReadOnlyList<Tensor> inputs)
     {

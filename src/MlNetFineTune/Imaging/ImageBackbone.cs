@@ -65,6 +65,10 @@ internal sealed class ImageBackbone
             var shipped = ReadTfjsFiles(ShippedDirectory("mobilenet_v2"));
             var fresh = KerasModel.FromTfjs(TfjsLayersModel.Parse(shipped["model.json"], "mobilenet_v2", f => shipped[f]), outputLayer);
             Reinitialize(fresh, rng);
+            // Keras's 0.999 momentum suits fine-tuning settled statistics; fresh ones must follow the weights
+            // within a few hundred steps, so scratch uses PyTorch's default (0.1 in its convention).
+            foreach (var (_, m) in fresh.NamedModules())
+                if (m is KerasBatchNorm bn) bn.Momentum = 0.1f;
             int size = fresh.Features(Tensor.Zeros(1, 3, 64, 64)).Shape[1];
             // The topology is embedded in model.zip as usual; the trained weights come from the state dict.
             return new ImageBackbone
