@@ -34,6 +34,9 @@ public static class WorkerPool
     private static readonly long SpinTicks = Math.Max(1, Stopwatch.Frequency / 20_000);
     private static readonly ManualResetEventSlim Done = new(false, spinCount: 64);
 
+    /// <summary>Tests only: runs on a worker between its last decrement of the job count and its completion signal (to widen that window).</summary>
+    internal static Action? TestHookBeforeSignal;
+
     /// <summary>Number of threads (including the caller) kernels use.</summary>
     public static int Threads => _threads;
 
@@ -219,7 +222,15 @@ public static class WorkerPool
             {
                 long until = Stopwatch.GetTimestamp() + SpinTicks;
                 while (Volatile.Read(ref _remaining) != 0 && Stopwatch.GetTimestamp() < until) Thread.SpinWait(8);
-                if (Volatile.Read(ref _remaining) != 0) Done.Wait();
+                // Done may still carry a late signal from an earlier job (a worker descheduled between its final
+                // decrement and its Set while the caller had already seen the count reach zero and moved on), so
+                // the count, not the event, says when this job is over: a stale signal is cleared and waited past.
+                while (Volatile.Read(ref _remaining) != 0)
+                {
+                    Done.Wait();
+                    if (Volatile.Read(ref _remaining) == 0) break;
+                    Done.Reset();
+                }
             }
             _job = null;
             var failure = mine ?? _failure;
@@ -354,7 +365,11 @@ public static class WorkerPool
                 {
                     Interlocked.CompareExchange(ref _failure, ex, null);
                 }
-                if (Interlocked.Decrement(ref _remaining) == 0) Done.Set();
+                if (Interlocked.Decrement(ref _remaining) == 0)
+                {
+                    TestHookBeforeSignal?.Invoke();
+                    Done.Set();
+                }
             }
         }
     }
