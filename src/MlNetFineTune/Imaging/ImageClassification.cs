@@ -44,6 +44,18 @@ public enum ImageStrategy
     Partial,
 }
 
+/// <summary>How a probe fits its linear head on the cached features.</summary>
+public enum ProbeSolver
+{
+    /// <summary>
+    /// Multinomial logistic regression on standardised features solved to its optimum by L-BFGS (L2 strength
+    /// <see cref="ImageClassificationOptions.ProbeC"/>), the classical linear-probe recipe; no epochs.
+    /// </summary>
+    Lbfgs,
+    /// <summary>The shared training loop (AdamW, epochs, early stopping, class weights, label smoothing...).</summary>
+    Loop,
+}
+
 /// <summary>Options of the image classifier (null values take the strategy's defaults).</summary>
 public sealed record ImageClassificationOptions
 {
@@ -51,6 +63,10 @@ public sealed record ImageClassificationOptions
     public string Model { get; init; } = "default";
     /// <summary>Probe, fine-tune or partial (null: probe for a pretrained backbone, fine-tune for <c>scratch</c>, whose random features are not worth probing).</summary>
     public ImageStrategy? Strategy { get; init; }
+    /// <summary>How a probe fits its head (default <see cref="ProbeSolver.Lbfgs"/>; <see cref="ProbeSolver.Loop"/> for the loop's options).</summary>
+    public ProbeSolver ProbeSolver { get; init; } = ProbeSolver.Lbfgs;
+    /// <summary>Inverse L2 strength of the L-BFGS probe, as scikit-learn's C (default 1).</summary>
+    public double ProbeC { get; init; } = 1.0;
     /// <summary>Fit a temperature on the validation set so probabilities are calibrated (default true; metrics before and after are kept).</summary>
     public bool CalibrateTemperature { get; init; } = true;
     /// <summary>Side of the square network input.</summary>
@@ -108,7 +124,9 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         IImageTask task = probe
             ? new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation)
             : new ImageTask(model, train, validation, resolved, seed);
-        var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);
+        var outcome = probe && options.ProbeSolver == ProbeSolver.Lbfgs
+            ? FitProbeHead((ProbeTask)task, model, train, progress)
+            : TrainingLoop.Run(task, training, progress, cancellationToken);
 
         // Calibration on the validation set (the best epoch's weights are restored by now).
         var logits = task.ValidationLogits();
@@ -126,6 +144,54 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         };
     }
 
+    /// <summary>
+    /// The L-BFGS probe: logistic regression on features standardised with the training set's mean and standard
+    /// deviation, folded back into the linear head (W' = W / std, b' = b - W' mean) so inference is unchanged.
+    /// </summary>
+    private TrainingOutcome FitProbeHead(ProbeTask task, ImageClassifierModule model, ImageDataset train, IProgress<TrainingProgress>? progress)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int n = task.TrainingExampleCount, f = model.Backbone.FeatureSize, classes = train.Labels.Count;
+        var x = task.TrainFeatures;
+        var mean = new double[f];
+        var std = new double[f];
+        for (int i = 0; i < n; i++) for (int j = 0; j < f; j++) mean[j] += x[i * f + j];
+        for (int j = 0; j < f; j++) mean[j] /= n;
+        for (int i = 0; i < n; i++) for (int j = 0; j < f; j++) { double d = x[i * f + j] - mean[j]; std[j] += d * d; }
+        for (int j = 0; j < f; j++) { std[j] = Math.Sqrt(std[j] / n); if (std[j] < 1e-6) std[j] = 1; }
+        var ptr = new int[n + 1];
+        var cols = new int[n * f];
+        var vals = new double[n * f];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < f; j++) { cols[i * f + j] = j; vals[i * f + j] = (x[i * f + j] - mean[j]) / std[j]; }
+            ptr[i + 1] = (i + 1) * f;
+        }
+        var lr = Baselines.LogisticRegression.Fit(new Baselines.SparseMatrix(n, f, ptr, cols, vals), task.TrainLabels, classes,
+            new Baselines.LogisticRegressionOptions { C = options.ProbeC });
+        var w = model.Head.Weight.AsSpan();
+        var b = model.Head.Bias!.AsSpan();
+        w.Clear();
+        b.Clear();
+        int rows = lr.Weights.Length / f;                 // 1 for two classes (class 1 against class 0), else one per class
+        for (int r = 0; r < rows; r++)
+        {
+            int k = rows == 1 ? 1 : r;
+            double bias = lr.Intercepts[r];
+            for (int j = 0; j < f; j++)
+            {
+                double wj = lr.Weights[r * f + j] / std[j];
+                w[k * f + j] = (float)wj;
+                bias -= wj * mean[j];
+            }
+            b[k] = (float)bias;
+        }
+        var evaluation = task.Validate(CancellationToken.None);
+        double seconds = clock.Elapsed.TotalSeconds;
+        progress?.Report(new TrainingProgress("validate", 1, 1, 1, 1, lr.Objective, 0, evaluation.Metrics, TimeSpan.FromSeconds(seconds), TimeSpan.Zero));
+        return new TrainingOutcome(1, evaluation.Score, [new EpochRecord(1, lr.Objective, evaluation.Score, evaluation.Metrics, seconds)], false, false, seconds, 0);
+    }
+
     private string ChooseProbeLayer(ImageDataset train, ImageDataset validation, Rng rng)
     {
         // A quick probe per candidate layer on the training set, scored on the validation set.
@@ -136,7 +202,9 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             var backbone = ImageBackbone.Create(options.Model, candidate, new Rng((ulong)seed));
             var model = new ImageClassifierModule(backbone, train.Labels.Count, new Rng((ulong)seed));
             var task = new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation);
-            var outcome = TrainingLoop.Run(task, new TrainingOptions { Epochs = 15, BatchSize = 64, LearningRate = 1e-2, WeightDecay = 1e-4, Seed = seed, EarlyStoppingPatience = null });
+            var outcome = options.ProbeSolver == ProbeSolver.Lbfgs
+                ? FitProbeHead(task, model, train, null)
+                : TrainingLoop.Run(task, new TrainingOptions { Epochs = 15, BatchSize = 64, LearningRate = 1e-2, WeightDecay = 1e-4, Seed = seed, EarlyStoppingPatience = null });
             if (outcome.BestScore > bestScore) { bestScore = outcome.BestScore; best = candidate; }
         }
         return best;
@@ -232,6 +300,11 @@ internal interface IImageTask : ITrainingTask
 internal sealed class ProbeTask(ImageClassifierModule model, float[] trainFeatures, float[] validFeatures, ImageDataset train, ImageDataset validation) : IImageTask
 {
     private readonly int[] _trainLabels = train.Select(e => train.Labels.GetId(e.Label!)).ToArray();
+
+    /// <summary>Cached training features [N, F].</summary>
+    public float[] TrainFeatures => trainFeatures;
+    /// <summary>Training label ids.</summary>
+    public int[] TrainLabels => _trainLabels;
     private readonly int[] _validLabels = validation.Select(e => train.Labels.TryGetId(e.Label ?? "", out var id) ? id : -1).ToArray();
     private readonly int _f = model.Backbone.FeatureSize;
 
