@@ -385,7 +385,8 @@ public sealed class StudyStorage
         return list;
     }
 
-    internal static string StateName(TrialState s) => s.ToString().ToLowerInvariant();
+    /// <summary>The lower-case name stored for a state.</summary>
+    public static string StateName(TrialState s) => s.ToString().ToLowerInvariant();
 
     private static TrialState ParseState(string s) => Enum.Parse<TrialState>(s, ignoreCase: true);
 

@@ -11,9 +11,9 @@ public sealed record TrialOutcome(double Value, double Cost, object? Artifact = 
 /// <summary>A trial to evaluate, its parameters and its link to the pruner.</summary>
 public sealed class TrialContext
 {
-    private readonly Func<int, double, bool> _report;
+    private readonly Func<int, double, bool, bool> _report;
 
-    internal TrialContext(TrialRecord trial, SearchSpace space, CancellationToken token, Func<int, double, bool> report)
+    internal TrialContext(TrialRecord trial, SearchSpace space, CancellationToken token, Func<int, double, bool, bool> report)
     {
         Trial = trial;
         Space = space;
@@ -41,8 +41,15 @@ public sealed class TrialContext
         return x is T t ? t : (T)Convert.ChangeType(x, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Records epoch <paramref name="step"/>'s value; true when the trial should stop (pruned; the token is then cancelled).</summary>
-    public bool Report(int step, double value) => _report(step, value);
+    /// <summary>
+    /// Records epoch <paramref name="step"/>'s value; true when the trial should stop (pruned; the token is then cancelled).
+    /// A <paramref name="last"/> epoch is recorded but never pruned: its compute is spent already.
+    /// </summary>
+    public bool Report(int step, double value, bool last = false) => _report(step, value, last);
+
+    /// <summary>A context outside any study (to retrain a stored trial's configuration).</summary>
+    public static TrialContext Detached(TrialRecord trial, SearchSpace space, CancellationToken token = default) =>
+        new(trial, space, token, (_, _, _) => false);
 }
 
 /// <summary>Trains and scores one configuration.</summary>
@@ -168,10 +175,11 @@ public sealed class Sweep(StudyStorage storage, string study, SearchSpace space,
         }, null, TimeSpan.Zero, options.HeartbeatInterval);
 
         TrialContext? context = null;
-        context = new TrialContext(trial, space, cts.Token, (step, value) =>
+        context = new TrialContext(trial, space, cts.Token, (step, value, last) =>
         {
             storage.Report(study, trial.Number, step, value);
             if (context!.Pruned) return true;
+            if (last) return false;
             if (pruner.ShouldPrune(trial.Number, step, value, storage.Trials(study), options.Maximize))
             {
                 context.Pruned = true;
