@@ -259,7 +259,7 @@ public sealed class SearchSpace
                 case "categorical":
                     if (d["values"] is not JsonArray values) throw new SearchSpaceException($"{where}: a choice needs \"values\": [...].");
                     list.Add(new ChoiceParam(name, values.Select(v => v is JsonValue jv && jv.TryGetValue<string>(out var s) ? (object)s
-                        : Number(v, where) is var x && x == Math.Round(x) && Math.Abs(x) < int.MaxValue ? (int)x : x).ToArray()));
+                        : Number(v, where) is var x && x == Math.Round(x) && Math.Abs(x) < int.MaxValue ? (object)(int)x : (object)x).ToArray()));
                     break;
                 default:
                     throw new SearchSpaceException($"{where}: unknown type '{type}' (allowed: uniform, loguniform, int, choice).");

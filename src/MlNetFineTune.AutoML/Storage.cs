@@ -260,7 +260,7 @@ public sealed class StudyStorage
                     ("w", worker), ("s", study), ("n", number));
                 if (n == 1) return new Claim(ClaimKind.Trial, LoadTrials(c, tx, study, number).Single());
             }
-            int logical = Convert.ToInt32(Scalar(c, tx, "SELECT COUNT(*) FROM mlft_trials WHERE study = @s AND number = logical", ("s", study)), CultureInfo.InvariantCulture);
+            int logical = Convert.ToInt32(Scalar(c, tx, "SELECT COUNT(DISTINCT logical) FROM mlft_trials WHERE study = @s", ("s", study)), CultureInfo.InvariantCulture);
             if (logical < maxTrials)
             {
                 var history = LoadTrials(c, tx, study, null);
@@ -268,8 +268,8 @@ public sealed class StudyStorage
                 if (values is not null)
                 {
                     int number = Convert.ToInt32(Scalar(c, tx, "SELECT COALESCE(MAX(number), -1) + 1 FROM mlft_trials WHERE study = @s", ("s", study)), CultureInfo.InvariantCulture);
-                    Exec(c, tx, $"INSERT INTO mlft_trials (study, number, logical, state, cost, worker, started, heartbeat) VALUES (@s, @n, @n, 'running', 0, @w, {Now}, {Now})",
-                        ("s", study), ("n", number), ("w", worker));
+                    Exec(c, tx, $"INSERT INTO mlft_trials (study, number, logical, state, cost, worker, started, heartbeat) VALUES (@s, @n, @l, 'running', 0, @w, {Now}, {Now})",
+                        ("s", study), ("n", number), ("l", logical), ("w", worker));
                     foreach (var (name, v) in values)
                         Exec(c, tx, "INSERT INTO mlft_params (study, number, name, value) VALUES (@s, @n, @p, @v)", ("s", study), ("n", number), ("p", name), ("v", v));
                     return new Claim(ClaimKind.Trial, LoadTrials(c, tx, study, number).Single());
@@ -291,7 +291,7 @@ public sealed class StudyStorage
         {
             Exec(c, tx, $"UPDATE mlft_trials SET state = 'failed', finished = {Now}, message = @m WHERE study = @s AND number = @n AND state = 'running'",
                 ("m", $"worker {w} stopped beating for over {staleSeconds:0.#} s"), ("s", study), ("n", number));
-            int copies = Convert.ToInt32(Scalar(c, tx, "SELECT COUNT(*) FROM mlft_trials WHERE study = @s AND logical = @l AND number <> logical", ("s", study), ("l", logical)), CultureInfo.InvariantCulture);
+            int copies = Convert.ToInt32(Scalar(c, tx, "SELECT COUNT(*) - 1 FROM mlft_trials WHERE study = @s AND logical = @l", ("s", study), ("l", logical)), CultureInfo.InvariantCulture);
             bool done = Convert.ToInt32(Scalar(c, tx, "SELECT COUNT(*) FROM mlft_trials WHERE study = @s AND logical = @l AND state IN ('complete', 'pruned', 'waiting', 'running')", ("s", study), ("l", logical)), CultureInfo.InvariantCulture) > 0;
             if (copies >= maxRetries || done) continue;
             int next = Convert.ToInt32(Scalar(c, tx, "SELECT MAX(number) + 1 FROM mlft_trials WHERE study = @s", ("s", study)), CultureInfo.InvariantCulture);

@@ -17,7 +17,7 @@ public enum TrialState
 
 /// <summary>One trial as stored.</summary>
 /// <param name="Number">Unique, increasing within the study.</param>
-/// <param name="Logical">The number of the trial this one repeats (itself unless it is a re-queued copy). Budgets count logical trials.</param>
+/// <param name="Logical">The index of the configuration: a re-queued copy shares it with the trial it repeats. Budgets and tuners count logical trials.</param>
 public sealed record TrialRecord(
     int Number, int Logical, TrialState State, IReadOnlyDictionary<string, double> Params, double? Value,
     IReadOnlyDictionary<int, double> Intermediate, double Cost, string? Worker, double? Started, double? Finished, string? Message)

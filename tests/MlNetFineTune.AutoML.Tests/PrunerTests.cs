@@ -28,7 +28,7 @@ public class PrunerTests
         var study = Enumerable.Range(0, 6).Select(i => T(i, TrialState.Complete, 0.50 + 0.05 * i)).ToList();
         Assert.False(asha.ShouldPrune(99, 1, 0.80, study, maximize: true));  // best: promoted
         Assert.False(asha.ShouldPrune(99, 1, 0.75, study, maximize: true));  // ties the second best
-        Assert.True(asha.ShouldPrune(99, 1, 0.72, study, maximize: true));   // third: stops
+        Assert.True(asha.ShouldPrune(99, 1, 0.68, study, maximize: true));   // third: stops
         Assert.True(asha.ShouldPrune(99, 1, 0.40, study, maximize: true));
         Assert.False(asha.ShouldPrune(99, 2, 0.10, study, maximize: true));  // epoch 2 is no rung
         // Minimising flips the order.
