@@ -17,7 +17,7 @@ dotnet build src/MlNetFineTune.Cli -c Release -v q -nologo > /dev/null
 mlft() { dotnet src/MlNetFineTune.Cli/bin/Release/net10.0/mlft.dll "$@"; }
 common=(--dataset "$out/train.tsv" --validation-dataset "$out/valid.tsv" --test-dataset "$out/test.tsv" --max-length 128
         --search-space tests/MlNetFineTune.AutoML.Tests/efficiency/grid-space.json --seed 1)
-rm -rf "$out/grid" "$out/tpe"
+# Studies live in OUT/grid/study.db and OUT/tpe/study.db: running the script again resumes them (delete OUT for a fresh run).
 mlft automl text-classification "${common[@]}" --tuner grid --pruner none --output "$out/grid" > "$out/grid.log"; tail -n 3 "$out/grid.log"
 mlft automl text-classification "${common[@]}" --tuner tpe --pruner asha --max-trials "$trials" --output "$out/tpe" > "$out/tpe.log"; tail -n 3 "$out/tpe.log"
 summary() {
