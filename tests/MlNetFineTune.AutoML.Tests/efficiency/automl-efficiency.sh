@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 out="${1:-/tmp/mlft-automl-efficiency}"
-trials="${2:-12}"
+trials="${2:-20}"
 mkdir -p "$out"
 # 2,000 training reviews; the shipped test file's first 1,000 rows validate every trial, the other 1,000 test the winner.
 set +o pipefail  # head closes the pipe early
