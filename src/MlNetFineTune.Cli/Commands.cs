@@ -20,6 +20,7 @@ public static class Commands
         root.Add(TextClassificationCommand(stdout, stderr));
         root.Add(NerCommand(stdout, stderr));
         root.Add(ImageCommand.Build(stdout, stderr));
+        root.Add(AutomlCommand.Build(stdout, stderr));
         root.Add(EvaluateCommand(stdout, stderr));
         root.Add(PredictCommand(stdout, stderr));
         root.Add(DemoCommand(stdout, stderr));
