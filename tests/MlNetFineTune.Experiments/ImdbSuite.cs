@@ -18,7 +18,7 @@ namespace MlNetFineTune.Experiments;
 /// <remarks>
 /// A configuration is <c>SIZE:MODEL[:OPT,OPT...]</c>: SIZE <c>full</c> or <c>1k</c>; MODEL <c>default</c>,
 /// <c>scratch</c> (the fine-tuning trainer) or <c>tfidf</c> (the TF-IDF + logistic-regression baseline);
-/// OPT (trainer only) <c>epochs=N</c>, <c>maxlen=N</c>, <c>lr=X</c>, <c>batch=N</c>, <c>wv</c>
+/// OPT (trainer only) <c>epochs=N</c>, <c>maxlen=N</c>, <c>lr=X</c>, <c>batch=N</c>, <c>wv</c> / <c>wv=off</c>
 /// (TrainWordVectors), <c>patience=N|none</c>; baseline OPT <c>c=X</c>, <c>mindf=N</c>, <c>maxfeat=N|none</c>. Without options the trainer runs with the library defaults, and
 /// validates on its default stratified 10% slice of the training rows (seeded by --seed): 22,500 + 2,500 for
 /// full, 900 + 100 for 1k. The baseline fits on all the training rows (it has nothing to tune).
@@ -33,7 +33,7 @@ public static class ImdbSuite
     /// <summary>The option sweep on the full set, run after the defaults with --sweep.</summary>
     public static readonly string[] SweepConfigs =
     [
-        "full:default:epochs=8", "full:default:maxlen=400", "full:default:wv", "full:default:lr=1e-3", "full:default:lr=3e-3",
+        "full:default:wv=off,maxlen=256,epochs=6", "full:default:maxlen=256", "full:default:epochs=8", "full:default:lr=1e-3",
     ];
 
     /// <summary>Entry point: <c>imdb --train F --train-1k F --test F [--json F] [--configs A;B] [--sweep] [--seed N]</c>.</summary>
@@ -206,7 +206,7 @@ public static class ImdbSuite
                 options.Model, options.Epochs, options.BatchSize, options.LearningRate, options.MaxLength, options.TrainWordVectors,
                 EarlyStoppingPatience = options.Training.EarlyStoppingPatience,
             }),
-            ["unsetOptions"] = "take the library defaults for GloVe/scratch: epochs 6, batch 32, lr 2e-3, max length 256, frozen vectors (default), early-stopping patience 2",
+            ["unsetOptions"] = "take the library defaults for GloVe/scratch: epochs for >= 2,500 steps within 5..20 (patience 5 at >= 10 epochs, else 2), batch 32, lr 2e-3, max length 400, fine-tuned vectors",
             ["accuracy"] = m.Accuracy,
             ["macroF1"] = m.MacroF1,
             ["auc"] = m.Auc,
@@ -363,7 +363,7 @@ public static class ImdbSuite
                 MaxLength = Int("maxlen"),
                 BatchSize = Int("batch"),
                 LearningRate = Options.TryGetValue("lr", out var lr) && lr is not null ? double.Parse(lr, Ci) : null,
-                TrainWordVectors = Options.ContainsKey("wv"),
+                TrainWordVectors = Options.TryGetValue("wv", out var wv) ? wv != "off" : null,
             };
             if (Options.TryGetValue("patience", out var p))
                 o = o with { Training = o.Training with { EarlyStoppingPatience = p == "none" ? null : int.Parse(p!, Ci) } };

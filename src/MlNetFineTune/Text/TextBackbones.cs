@@ -11,6 +11,9 @@ internal static class TextBackbones
     private static readonly string[] HubWanted = ["config.json"];
     private static readonly string[] HubOptional = ["model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
+    /// <summary>True for the word-vector specs (the shipped GloVe default and scratch).</summary>
+    public static bool IsWordVectorSpec(string? spec) => (string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim()) is "default" or "glove" or "scratch";
+
     public static TextBackbone Create(string spec, TextHeadKind head, int numLabels, int? maxLength, bool trainWordVectors, Rng rng)
     {
         spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim();
