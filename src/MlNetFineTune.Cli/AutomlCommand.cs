@@ -109,25 +109,13 @@ internal static class AutomlCommand
         cmd.SetAction(r => Commands.Run(stderr, () => Guard(stderr, () =>
         {
             var path = r.GetValue(dataset)!;
-            var load = new ImageLoadOptions { SkipBadImages = r.GetValue(skipBad) };
-            ImageDataset train;
-            ImageDataset? valid = null, testSet = null;
-            if (Directory.Exists(path) && Directory.Exists(Path.Combine(path, "train"))) (train, valid, testSet) = ImageDatasets.LoadFolderSplits(path, load);
-            else train = ImageDatasets.Load(path, r.GetValue(labels), load);
-            if (r.GetValue(validation) is string v) valid = ImageDatasets.Load(v, r.GetValue(validationLabels), load, train.Labels);
-            if (r.GetValue(test) is string t) testSet = ImageDatasets.Load(t, r.GetValue(testLabels), load, train.Labels);
+            var (train, valid, testSet) = ImageCommand.LoadSets(path, r.GetValue(labels), r.GetValue(validation), r.GetValue(validationLabels),
+                r.GetValue(test), r.GetValue(testLabels), r.GetValue(skipBad));
             int skipped = new[] { train, valid, testSet }.Where(d => d is not null).Sum(d => d!.Skipped.Count);
             var options = new ImageClassificationOptions
             {
                 Model = r.GetValue(model) ?? "default",
-                Strategy = r.GetValue(strategy)?.ToLowerInvariant() switch
-                {
-                    null => null,
-                    "probe" => ImageStrategy.Probe,
-                    "finetune" or "fine-tune" => ImageStrategy.FineTune,
-                    "partial" => ImageStrategy.Partial,
-                    var x => throw new ArgumentException($"--strategy '{x}' is not one of probe, finetune, partial."),
-                },
+                Strategy = ImageCommand.ParseStrategy(r.GetValue(strategy)),
                 ImageSize = r.GetValue(size),
                 FeatureLayer = r.GetValue(layer),
             };

@@ -6,6 +6,31 @@ namespace MlNetFineTune.Cli;
 /// <summary>`mlft image-classification`.</summary>
 internal static class ImageCommand
 {
+    /// <summary>--strategy: probe, finetune (fine-tune) or partial; null leaves the trainer's default.</summary>
+    internal static ImageStrategy? ParseStrategy(string? value) => value?.ToLowerInvariant() switch
+    {
+        null => null,
+        "probe" => ImageStrategy.Probe,
+        "finetune" or "fine-tune" => ImageStrategy.FineTune,
+        "partial" => ImageStrategy.Partial,
+        var s => throw new ArgumentException($"--strategy '{s}' is not one of probe, finetune, partial."),
+    };
+
+    /// <summary>The training set (a folder with train/ validation/ test/ gives all three) and the optional others.</summary>
+    internal static (ImageDataset Train, ImageDataset? Validation, ImageDataset? Test) LoadSets(string path, string? labels,
+        string? validation, string? validationLabels, string? test, string? testLabels, bool skipBadImages)
+    {
+        var load = new ImageLoadOptions { SkipBadImages = skipBadImages };
+        ImageDataset train;
+        ImageDataset? valid = null, testSet = null;
+        if (Directory.Exists(path) && Directory.Exists(Path.Combine(path, "train")))
+            (train, valid, testSet) = ImageDatasets.LoadFolderSplits(path, load);
+        else train = ImageDatasets.Load(path, labels, load);
+        if (validation is not null) valid = ImageDatasets.Load(validation, validationLabels, load, train.Labels);
+        if (test is not null) testSet = ImageDatasets.Load(test, testLabels, load, train.Labels);
+        return (train, valid, testSet);
+    }
+
     public static Command Build(TextWriter stdout, TextWriter stderr)
     {
         var dataset = new Option<string>("--dataset") { Description = "Image folder (root/<class>/<file>, optional train/ validation/ test/) or an IDX images file (.gz ok).", Required = true };
@@ -29,28 +54,15 @@ internal static class ImageCommand
         cmd.SetAction(r => Commands.Run(stderr, () =>
         {
             var path = r.GetValue(dataset)!;
-            var load = new ImageLoadOptions { SkipBadImages = r.GetValue(skipBad) };
-            ImageDataset train;
-            ImageDataset? valid = null, testSet = null;
-            if (Directory.Exists(path) && Directory.Exists(Path.Combine(path, "train")))
-                (train, valid, testSet) = ImageDatasets.LoadFolderSplits(path, load);
-            else train = ImageDatasets.Load(path, r.GetValue(labels), load);
-            if (r.GetValue(validation) is string v) valid = ImageDatasets.Load(v, r.GetValue(validationLabels), load, train.Labels);
-            if (r.GetValue(test) is string t) testSet = ImageDatasets.Load(t, r.GetValue(testLabels), load, train.Labels);
+            var (train, valid, testSet) = LoadSets(path, r.GetValue(labels), r.GetValue(validation), r.GetValue(validationLabels),
+                r.GetValue(test), r.GetValue(testLabels), r.GetValue(skipBad));
             var skipped = new[] { train, valid, testSet }.Where(d => d is not null).SelectMany(d => d!.Skipped).ToList();
             foreach (var bad in skipped) stderr.WriteLine($"skipped: {bad.Reason}");
             if (skipped.Count > 0) stderr.WriteLine($"warning: {skipped.Count} bad images skipped (--skip-bad-images).");
             var options = new ImageClassificationOptions
             {
                 Model = r.GetValue(model) ?? "default",
-                Strategy = r.GetValue(strategy)?.ToLowerInvariant() switch
-                {
-                    null => null,
-                    "probe" => ImageStrategy.Probe,
-                    "finetune" or "fine-tune" => ImageStrategy.FineTune,
-                    "partial" => ImageStrategy.Partial,
-                    var s => throw new ArgumentException($"--strategy '{s}' is not one of probe, finetune, partial."),
-                },
+                Strategy = ParseStrategy(r.GetValue(strategy)),
                 ImageSize = r.GetValue(size),
                 FeatureLayer = r.GetValue(layer),
                 Epochs = r.GetValue(epochs),

@@ -93,13 +93,13 @@ public static class FashionSuite
             {
                 ["processorCount"] = Environment.ProcessorCount,
                 ["threads"] = WorkerPool.Threads,
-                ["loadAverageAtStart"] = LoadAverage(),
+                ["loadAverageAtStart"] = ExperimentIo.LoadAverage(),
                 ["startedUtc"] = DateTime.UtcNow.ToString("o", Ci),
             },
             ["results"] = new JsonArray(),
         };
         var results = (JsonArray)report["results"]!;
-        Console.WriteLine($"fashion-mnist: train {train.Count} (equals shipped subset: {matchesShipped}), test {test.Count}; {WorkerPool.Threads} threads; load {LoadAverage()}; seed {seed}");
+        Console.WriteLine($"fashion-mnist: train {train.Count} (equals shipped subset: {matchesShipped}), test {test.Count}; {WorkerPool.Threads} threads; load {ExperimentIo.LoadAverage()}; seed {seed}");
         Console.WriteLine(Header());
         var lines = new List<string>();
         foreach (var config in configs)
@@ -118,16 +118,16 @@ public static class FashionSuite
                 result = new JsonObject { ["config"] = config, ["error"] = e.ToString() };
                 Console.Error.WriteLine($"{config}: FAILED {e}");
             }
-            result["loadAverageAfter"] = LoadAverage();
+            result["loadAverageAfter"] = ExperimentIo.LoadAverage();
             results.Add(result);
             if (result["error"] is null) { var line = Line(result); lines.Add(line); Console.WriteLine(line); }
-            if (jsonPath is not null) WriteJson(jsonPath, report);
+            if (jsonPath is not null) ExperimentIo.WriteJson(jsonPath, report);
         }
         Console.WriteLine();
         Console.WriteLine("summary");
         Console.WriteLine(Header());
         foreach (var line in lines) Console.WriteLine(line);
-        if (jsonPath is not null) { WriteJson(jsonPath, report); Console.WriteLine($"json: {jsonPath}"); }
+        if (jsonPath is not null) { ExperimentIo.WriteJson(jsonPath, report); Console.WriteLine($"json: {jsonPath}"); }
         return results.Any(r => r!["error"] is not null) ? 1 : 0;
     }
 
@@ -234,20 +234,6 @@ public static class FashionSuite
                $"{F("accuracy", "0.0000"),7} {F("macroF1", "0.0000"),7} {F("ece", "0.0000"),7} {F("temperature", "0.00"),5} {epochs,6} {F("trainSeconds", "0"),7} {F("evalSeconds", "0"),6}";
     }
 
-    private static string LoadAverage()
-    {
-        try { return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a"; }
-        catch (IOException) { return "n/a"; }
-    }
-
-    private static void WriteJson(string path, JsonObject report)
-    {
-        var d = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(d)) Directory.CreateDirectory(d);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(tmp, path, overwrite: true);
-    }
 
     private sealed class EpochPrinter(string name, Stopwatch clock) : IProgress<TrainingProgress>
     {

@@ -93,7 +93,7 @@ public static class ImdbSuite
             ["processorCount"] = Environment.ProcessorCount,
             ["threads"] = WorkerPool.Threads,
             ["simd"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "512" : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "256" : "scalar",
-            ["loadAverageAtStart"] = LoadAverage(),
+            ["loadAverageAtStart"] = ExperimentIo.LoadAverage(),
             ["dotnet"] = Environment.Version.ToString(),
             ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
             ["startedUtc"] = DateTime.UtcNow.ToString("o", Ci),
@@ -113,7 +113,7 @@ public static class ImdbSuite
             ["results"] = new JsonArray(),
         };
         var results = (JsonArray)report["results"]!;
-        Console.WriteLine($"imdb: train {full.Count}, train-1k {small.Count}, test {test.Count}; {WorkerPool.Threads} threads on {Environment.ProcessorCount} cores; load {LoadAverage()}; seed {seed}");
+        Console.WriteLine($"imdb: train {full.Count}, train-1k {small.Count}, test {test.Count}; {WorkerPool.Threads} threads on {Environment.ProcessorCount} cores; load {ExperimentIo.LoadAverage()}; seed {seed}");
         Console.WriteLine(Header());
 
         var lines = new List<string>();
@@ -130,7 +130,7 @@ public static class ImdbSuite
                 result = new JsonObject { ["config"] = spec.Text, ["error"] = e.ToString() };
                 Console.Error.WriteLine($"{spec.Text}: FAILED {e}");
             }
-            result["loadAverageAfter"] = LoadAverage();
+            result["loadAverageAfter"] = ExperimentIo.LoadAverage();
             results.Add(result);
             if (result["error"] is null)
             {
@@ -138,11 +138,11 @@ public static class ImdbSuite
                 lines.Add(line);
                 Console.WriteLine(line);
             }
-            if (jsonPath is not null) WriteJson(jsonPath, report);
+            if (jsonPath is not null) ExperimentIo.WriteJson(jsonPath, report);
         }
         machine["finishedUtc"] = DateTime.UtcNow.ToString("o", Ci);
-        machine["loadAverageAtEnd"] = LoadAverage();
-        if (jsonPath is not null) WriteJson(jsonPath, report);
+        machine["loadAverageAtEnd"] = ExperimentIo.LoadAverage();
+        if (jsonPath is not null) ExperimentIo.WriteJson(jsonPath, report);
 
         Console.WriteLine();
         Console.WriteLine("summary");
@@ -305,20 +305,6 @@ public static class ImdbSuite
         return o;
     }
 
-    private static string LoadAverage()
-    {
-        try { return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a"; }
-        catch (IOException) { return "n/a"; }
-    }
-
-    private static void WriteJson(string path, JsonObject report)
-    {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(tmp, path, overwrite: true);
-    }
 
     private sealed record Spec(string Text, string Size, string Model, IReadOnlyDictionary<string, string?> Options)
     {
