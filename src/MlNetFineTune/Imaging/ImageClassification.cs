@@ -65,8 +65,13 @@ public sealed record ImageClassificationOptions
     public ImageStrategy? Strategy { get; init; }
     /// <summary>How a probe fits its head (default <see cref="ProbeSolver.Lbfgs"/>; <see cref="ProbeSolver.Loop"/> for the loop's options).</summary>
     public ProbeSolver ProbeSolver { get; init; } = ProbeSolver.Lbfgs;
-    /// <summary>Inverse L2 strength of the L-BFGS probe, as scikit-learn's C (default 1).</summary>
-    public double ProbeC { get; init; } = 1.0;
+    /// <summary>
+    /// Inverse L2 strength of the L-BFGS probe, as scikit-learn's C (null, the default: chosen by 5-fold
+    /// cross-validation on the training features among 0.01, 0.03, 0.1, 0.3, 1 and 3).
+    /// </summary>
+    public double? ProbeC { get; init; }
+    /// <summary>A probe also learns from the mirror image of every training image (default true; features cached the same way).</summary>
+    public bool ProbeFlip { get; init; } = true;
     /// <summary>Fit a temperature on the validation set so probabilities are calibrated (default true; metrics before and after are kept).</summary>
     public bool CalibrateTemperature { get; init; } = true;
     /// <summary>Side of the square network input.</summary>
@@ -122,7 +127,7 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             EarlyStoppingPatience = !patienceUnset ? options.Training.EarlyStoppingPatience : probe ? 10 : scratch ? 5 : options.Training.EarlyStoppingPatience,
         };
         IImageTask task = probe
-            ? new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation)
+            ? ProbeTaskFor(backbone, model, train, validation)
             : new ImageTask(model, train, validation, resolved, seed);
         var outcome = probe && options.ProbeSolver == ProbeSolver.Lbfgs
             ? FitProbeHead((ProbeTask)task, model, train, progress)
@@ -148,7 +153,7 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
     /// The L-BFGS probe: logistic regression on features standardised with the training set's mean and standard
     /// deviation, folded back into the linear head (W' = W / std, b' = b - W' mean) so inference is unchanged.
     /// </summary>
-    private TrainingOutcome FitProbeHead(ProbeTask task, ImageClassifierModule model, ImageDataset train, IProgress<TrainingProgress>? progress)
+    private TrainingOutcome FitProbeHead(ProbeTask task, ImageClassifierModule model, ImageDataset train, IProgress<TrainingProgress>? progress, bool chooseC = true)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int n = task.TrainingExampleCount, f = model.Backbone.FeatureSize, classes = train.Labels.Count;
@@ -167,8 +172,10 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             for (int j = 0; j < f; j++) { cols[i * f + j] = j; vals[i * f + j] = (x[i * f + j] - mean[j]) / std[j]; }
             ptr[i + 1] = (i + 1) * f;
         }
-        var lr = Baselines.LogisticRegression.Fit(new Baselines.SparseMatrix(n, f, ptr, cols, vals), task.TrainLabels, classes,
-            new Baselines.LogisticRegressionOptions { C = options.ProbeC });
+        var all = new Baselines.SparseMatrix(n, f, ptr, cols, vals);
+        double c = options.ProbeC ?? (chooseC ? ChooseProbeC(vals, task.TrainLabels, n, f, classes, task.Originals) : 1.0);
+        ChosenProbeC = c;
+        var lr = Baselines.LogisticRegression.Fit(all, task.TrainLabels, classes, new Baselines.LogisticRegressionOptions { C = c });
         var w = model.Head.Weight.AsSpan();
         var b = model.Head.Bias!.AsSpan();
         w.Clear();
@@ -192,6 +199,64 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         return new TrainingOutcome(1, evaluation.Score, [new EpochRecord(1, lr.Objective, evaluation.Score, evaluation.Metrics, seconds)], false, false, seconds, 0);
     }
 
+    /// <summary>The probe's L2 strength actually used by the last fit (for reports).</summary>
+    public double? ChosenProbeC { get; private set; }
+
+    /// <summary>
+    /// 5-fold cross-validation over <see cref="ProbeCGrid"/> on the standardised training features: highest mean
+    /// accuracy, ties to the lower log-loss. Folds are drawn over the original images, a mirror image always
+    /// in its original's fold (rows i and i + originals), seeded by the trainer's seed.
+    /// </summary>
+    private double ChooseProbeC(double[] x, int[] y, int n, int f, int classes, int originals)
+    {
+        var order = Enumerable.Range(0, originals).ToArray();
+        new Random(seed).Shuffle(order);
+        var fold = new int[n];
+        for (int r = 0; r < originals; r++) fold[order[r]] = r % 5;
+        for (int i = originals; i < n; i++) fold[i] = fold[i % originals];
+        double best = 1, bestAcc = -1, bestLoss = double.PositiveInfinity;
+        foreach (var c in ProbeCGrid)
+        {
+            double correct = 0, loss = 0;
+            int count = 0;
+            for (int k = 0; k < 5; k++)
+            {
+                var trainRows = Enumerable.Range(0, n).Where(i => fold[i] != k).ToArray();
+                var testRows = Enumerable.Range(0, originals).Where(i => fold[i] == k).ToArray();   // scored on originals only
+                if (trainRows.Select(i => y[i]).Distinct().Count() < 2 || testRows.Length == 0) continue;
+                var model = Baselines.LogisticRegression.Fit(Rows(x, trainRows, f), trainRows.Select(i => y[i]).ToArray(), classes,
+                    new Baselines.LogisticRegressionOptions { C = c, GradientTolerance = 1e-4 });
+                var p = model.PredictProbabilities(Rows(x, testRows, f));
+                for (int t = 0; t < testRows.Length; t++)
+                {
+                    int arg = 0;
+                    for (int q = 1; q < classes; q++) if (p[t * classes + q] > p[t * classes + arg]) arg = q;
+                    if (arg == y[testRows[t]]) correct++;
+                    loss -= Math.Log(Math.Max(p[t * classes + y[testRows[t]]], 1e-12));
+                    count++;
+                }
+            }
+            if (count == 0) continue;
+            double acc = correct / count, meanLoss = loss / count;
+            if (acc > bestAcc + 1e-12 || (Math.Abs(acc - bestAcc) <= 1e-12 && meanLoss < bestLoss)) { best = c; bestAcc = acc; bestLoss = meanLoss; }
+        }
+        return best;
+    }
+
+    private static Baselines.SparseMatrix Rows(double[] x, int[] rows, int f)
+    {
+        var ptr = new int[rows.Length + 1];
+        var cols = new int[rows.Length * f];
+        var vals = new double[rows.Length * f];
+        for (int r = 0; r < rows.Length; r++)
+        {
+            for (int j = 0; j < f; j++) cols[r * f + j] = j;
+            Array.Copy(x, rows[r] * f, vals, r * f, f);
+            ptr[r + 1] = (r + 1) * f;
+        }
+        return new Baselines.SparseMatrix(rows.Length, f, ptr, cols, vals);
+    }
+
     private string ChooseProbeLayer(ImageDataset train, ImageDataset validation, Rng rng)
     {
         // A quick probe per candidate layer on the training set, scored on the validation set.
@@ -201,9 +266,9 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         {
             var backbone = ImageBackbone.Create(options.Model, candidate, new Rng((ulong)seed));
             var model = new ImageClassifierModule(backbone, train.Labels.Count, new Rng((ulong)seed));
-            var task = new ProbeTask(model, Cached(backbone, train), Cached(backbone, validation), train, validation);
+            var task = ProbeTaskFor(backbone, model, train, validation);
             var outcome = options.ProbeSolver == ProbeSolver.Lbfgs
-                ? FitProbeHead(task, model, train, null)
+                ? FitProbeHead(task, model, train, null, chooseC: false)   // layers compared at C = 1; C is chosen once, for the layer kept
                 : TrainingLoop.Run(task, new TrainingOptions { Epochs = 15, BatchSize = 64, LearningRate = 1e-2, WeightDecay = 1e-4, Seed = seed, EarlyStoppingPatience = null });
             if (outcome.BestScore > bestScore) { bestScore = outcome.BestScore; best = candidate; }
         }
@@ -211,6 +276,21 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
     }
 
     private float[] Cached(ImageBackbone backbone, ImageDataset data) => FeatureCache.Get(backbone, data, options.ImageSize);
+
+    /// <summary>The probe's task: cached features of the training images (and, with <see cref="ImageClassificationOptions.ProbeFlip"/>, of their mirror images, appended after them).</summary>
+    private ProbeTask ProbeTaskFor(ImageBackbone backbone, ImageClassifierModule model, ImageDataset train, ImageDataset validation)
+    {
+        var trainFeatures = Cached(backbone, train);
+        if (options.ProbeFlip)
+        {
+            var mirrored = new ImageDataset(train.Select(e => new ImageExample(ImageTransforms.HorizontalFlip(e.Image), e.Label)), train.Labels, train.Source + " (mirrored)");
+            trainFeatures = [.. trainFeatures, .. Cached(backbone, mirrored)];
+            train = new ImageDataset([.. train, .. mirrored], train.Labels, train.Source);
+        }
+        return new ProbeTask(model, trainFeatures, Cached(backbone, validation), train, validation) { Originals = options.ProbeFlip ? train.Count / 2 : train.Count };
+    }
+
+    private static readonly double[] ProbeCGrid = [0.01, 0.03, 0.1, 0.3, 1, 3];
 }
 
 /// <summary>Backbone + linear head; parameter names "backbone.*" and "head.*".</summary>
@@ -303,6 +383,8 @@ internal sealed class ProbeTask(ImageClassifierModule model, float[] trainFeatur
 
     /// <summary>Cached training features [N, F].</summary>
     public float[] TrainFeatures => trainFeatures;
+    /// <summary>Rows that are original images (the rest, if any, are their mirror images in the same order).</summary>
+    public int Originals { get; init; } = train.Count;
     /// <summary>Training label ids.</summary>
     public int[] TrainLabels => _trainLabels;
     private readonly int[] _validLabels = validation.Select(e => train.Labels.TryGetId(e.Label ?? "", out var id) ? id : -1).ToArray();

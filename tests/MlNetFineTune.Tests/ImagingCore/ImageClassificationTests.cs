@@ -72,10 +72,10 @@ public class ImageClassificationTests
             var options = new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu", Epochs = 2 };
             int before = FeatureCache.BackboneRuns;
             new ImageClassificationTrainer(options, seed: 1).Fit(train, validation);
-            Assert.Equal(before + 2, FeatureCache.BackboneRuns);      // train and validation features computed once
+            Assert.Equal(before + 3, FeatureCache.BackboneRuns);      // train, mirrored train and validation features computed once
             var second = new ImageClassificationTrainer(options, seed: 1).Fit(train, validation);
-            Assert.Equal(before + 2, FeatureCache.BackboneRuns);      // no backbone forward the second time
-            Assert.Equal(2, Directory.GetFiles(cache).Length);
+            Assert.Equal(before + 3, FeatureCache.BackboneRuns);      // no backbone forward the second time
+            Assert.Equal(3, Directory.GetFiles(cache).Length);
             Assert.NotNull(second.Outcome);
         }
         finally
