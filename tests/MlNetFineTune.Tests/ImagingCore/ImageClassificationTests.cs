@@ -153,4 +153,26 @@ public class ImageClassificationTests
             .Fit(Synthetic(4, 21), Synthetic(3, 22));
         Assert.Equal(1.0, off.Temperature);
     }
+
+    [Fact]
+    public void ProbeChoosesItsL2StrengthByCrossValidationUnlessGiven()
+    {
+        var train = Synthetic(5, 31);
+        var validation = Synthetic(2, 32);
+        var auto = new ImageClassificationTrainer(new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu" }, seed: 1);
+        var model = auto.Fit(train, validation);
+        Assert.Contains(auto.ChosenProbeC!.Value, new[] { 0.01, 0.03, 0.1, 0.3, 1, 3 });
+        Assert.True(model.ValidationMetrics!.Accuracy > 0.5);
+
+        var given = new ImageClassificationTrainer(new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu", ProbeC = 0.5, ProbeFlip = false }, seed: 1);
+        int before = FeatureCache.BackboneRuns;
+        given.Fit(train, validation);
+        Assert.Equal(0.5, given.ChosenProbeC);
+        Assert.True(FeatureCache.BackboneRuns - before <= 2);   // no mirrored features without ProbeFlip (cached ones are not recomputed)
+
+        // The loop solver still trains the head with the shared loop (epochs, early stopping).
+        var loop = new ImageClassificationTrainer(new ImageClassificationOptions { ImageSize = 48, FeatureLayer = "block_6_expand_relu", ProbeSolver = ProbeSolver.Loop, Epochs = 3 }, seed: 1)
+            .Fit(train, validation);
+        Assert.Equal(3, loop.Outcome!.History.Count);
+    }
 }
