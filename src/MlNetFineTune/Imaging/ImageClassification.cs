@@ -104,6 +104,8 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
     public ImageClassificationModel Fit(ImageDataset train, ImageDataset? validation = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         if (train.Labels.Count < 2) throw new DataValidationException(train.Source, $"image classification needs at least two labels, found {train.Labels.Count}");
+        bool carved = validation is null;
+        var full = train;
         if (validation is null) (train, validation) = train.Split(options.ValidationFraction, seed);
         var rng = new Rng((ulong)seed);
         string? layer = options.FeatureLayer;
@@ -126,16 +128,22 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             WeightDecay = probe ? 1e-4 : options.Training.WeightDecay,
             EarlyStoppingPatience = !patienceUnset ? options.Training.EarlyStoppingPatience : probe ? 10 : scratch ? 5 : options.Training.EarlyStoppingPatience,
         };
+        // An L-BFGS probe whose validation images were carved out of the training set has used them only to pick
+        // the layer: the head is then fitted on all the images (as scikit-learn's LogisticRegressionCV refits), its C
+        // chosen and its temperature fitted on 5-fold out-of-fold predictions, which are also what it reports.
+        bool refit = probe && options.ProbeSolver == ProbeSolver.Lbfgs && carved;
         IImageTask task = probe
-            ? ProbeTaskFor(backbone, model, train, validation)
+            ? ProbeTaskFor(backbone, model, refit ? full : train, validation)
             : new ImageTask(model, train, validation, resolved, seed);
+        float[]? crossFitted = null;
         var outcome = probe && options.ProbeSolver == ProbeSolver.Lbfgs
-            ? FitProbeHead((ProbeTask)task, model, train, progress)
+            ? FitProbeHead((ProbeTask)task, model, train, progress, out crossFitted, scoreOutOfFold: refit)
             : TrainingLoop.Run(task, training, progress, cancellationToken);
 
-        // Calibration on the validation set (the best epoch's weights are restored by now).
-        var logits = task.ValidationLogits();
-        var ids = task.ValidationLabels;
+        // Calibration on the validation set (the best epoch's weights are restored by now), or on the out-of-fold
+        // predictions of a refitted probe.
+        var logits = refit ? crossFitted! : task.ValidationLogits();
+        var ids = refit ? ((ProbeTask)task).TrainLabels[..((ProbeTask)task).Originals] : task.ValidationLabels;
         var known = Enumerable.Range(0, ids.Length).Where(i => ids[i] >= 0).ToArray();
         var knownLogits = known.SelectMany(i => logits.AsSpan(i * train.Labels.Count, train.Labels.Count).ToArray()).ToArray();
         var knownIds = known.Select(i => ids[i]).ToArray();
@@ -153,8 +161,9 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
     /// The L-BFGS probe: logistic regression on features standardised with the training set's mean and standard
     /// deviation, folded back into the linear head (W' = W / std, b' = b - W' mean) so inference is unchanged.
     /// </summary>
-    private TrainingOutcome FitProbeHead(ProbeTask task, ImageClassifierModule model, ImageDataset train, IProgress<TrainingProgress>? progress, bool chooseC = true)
+    private TrainingOutcome FitProbeHead(ProbeTask task, ImageClassifierModule model, ImageDataset train, IProgress<TrainingProgress>? progress, out float[]? outOfFold, bool chooseC = true, bool scoreOutOfFold = false)
     {
+        outOfFold = null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int n = task.TrainingExampleCount, f = model.Backbone.FeatureSize, classes = train.Labels.Count;
         var x = task.TrainFeatures;
@@ -173,7 +182,10 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             ptr[i + 1] = (i + 1) * f;
         }
         var all = new Baselines.SparseMatrix(n, f, ptr, cols, vals);
-        double c = options.ProbeC ?? (chooseC ? ChooseProbeC(vals, task.TrainLabels, n, f, classes, task.Originals) : 1.0);
+        double c = 1.0;
+        if (chooseC)
+            (c, outOfFold) = CrossValidate(vals, task.TrainLabels, n, f, classes, task.Originals, options.ProbeC is double given ? [given] : ProbeCGrid);
+        else if (options.ProbeC is double given) c = given;
         ChosenProbeC = c;
         var lr = Baselines.LogisticRegression.Fit(all, task.TrainLabels, classes, new Baselines.LogisticRegressionOptions { C = c });
         var w = model.Head.Weight.AsSpan();
@@ -193,7 +205,10 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             }
             b[k] = (float)bias;
         }
-        var evaluation = task.Validate(CancellationToken.None);
+        // A refitted head has seen the validation images: it reports its out-of-fold estimate instead.
+        var evaluation = scoreOutOfFold && outOfFold is not null
+            ? ImageTask.Score(outOfFold, task.TrainLabels[..task.Originals], classes)
+            : task.Validate(CancellationToken.None);
         double seconds = clock.Elapsed.TotalSeconds;
         progress?.Report(new TrainingProgress("validate", 1, 1, 1, 1, lr.Objective, 0, evaluation.Metrics, TimeSpan.FromSeconds(seconds), TimeSpan.Zero));
         return new TrainingOutcome(1, evaluation.Score, [new EpochRecord(1, lr.Objective, evaluation.Score, evaluation.Metrics, seconds)], false, false, seconds, 0);
@@ -207,16 +222,18 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
     /// accuracy, ties to the lower log-loss. Folds are drawn over the original images, a mirror image always
     /// in its original's fold (rows i and i + originals), seeded by the trainer's seed.
     /// </summary>
-    private double ChooseProbeC(double[] x, int[] y, int n, int f, int classes, int originals)
+    private (double C, float[] OutOfFoldLogProbabilities) CrossValidate(double[] x, int[] y, int n, int f, int classes, int originals, double[] grid)
     {
         var order = Enumerable.Range(0, originals).ToArray();
         new Random(seed).Shuffle(order);
         var fold = new int[n];
         for (int r = 0; r < originals; r++) fold[order[r]] = r % 5;
         for (int i = originals; i < n; i++) fold[i] = fold[i % originals];
-        double best = 1, bestAcc = -1, bestLoss = double.PositiveInfinity;
-        foreach (var c in ProbeCGrid)
+        double best = grid[0], bestAcc = -1, bestLoss = double.PositiveInfinity;
+        float[] bestOof = new float[originals * classes];
+        foreach (var c in grid)
         {
+            var oof = new float[originals * classes];
             double correct = 0, loss = 0;
             int count = 0;
             for (int k = 0; k < 5; k++)
@@ -232,15 +249,16 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
                     int arg = 0;
                     for (int q = 1; q < classes; q++) if (p[t * classes + q] > p[t * classes + arg]) arg = q;
                     if (arg == y[testRows[t]]) correct++;
+                    for (int q = 0; q < classes; q++) oof[testRows[t] * classes + q] = (float)Math.Log(Math.Max(p[t * classes + q], 1e-30));
                     loss -= Math.Log(Math.Max(p[t * classes + y[testRows[t]]], 1e-12));
                     count++;
                 }
             }
             if (count == 0) continue;
             double acc = correct / count, meanLoss = loss / count;
-            if (acc > bestAcc + 1e-12 || (Math.Abs(acc - bestAcc) <= 1e-12 && meanLoss < bestLoss)) { best = c; bestAcc = acc; bestLoss = meanLoss; }
+            if (acc > bestAcc + 1e-12 || (Math.Abs(acc - bestAcc) <= 1e-12 && meanLoss < bestLoss)) { best = c; bestAcc = acc; bestLoss = meanLoss; bestOof = oof; }
         }
-        return best;
+        return (best, bestOof);
     }
 
     private static Baselines.SparseMatrix Rows(double[] x, int[] rows, int f)
@@ -268,7 +286,7 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
             var model = new ImageClassifierModule(backbone, train.Labels.Count, new Rng((ulong)seed));
             var task = ProbeTaskFor(backbone, model, train, validation);
             var outcome = options.ProbeSolver == ProbeSolver.Lbfgs
-                ? FitProbeHead(task, model, train, null, chooseC: false)   // layers compared at C = 1; C is chosen once, for the layer kept
+                ? FitProbeHead(task, model, train, null, out _, chooseC: false)   // layers compared at C = 1; C is chosen once, for the layer kept
                 : TrainingLoop.Run(task, new TrainingOptions { Epochs = 15, BatchSize = 64, LearningRate = 1e-2, WeightDecay = 1e-4, Seed = seed, EarlyStoppingPatience = null });
             if (outcome.BestScore > bestScore) { bestScore = outcome.BestScore; best = candidate; }
         }
