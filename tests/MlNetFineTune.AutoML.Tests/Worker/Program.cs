@@ -55,8 +55,23 @@ public sealed class SyntheticObjective(int epochs, int msPerEpoch, string? log) 
     private void Append(string line)
     {
         if (log is null) return;
-        using var f = new FileStream(log, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+        // Several worker processes share this file. .NET's FileMode.Append seeks to the end once, at open, and does
+        // not use O_APPEND, so two writers could overwrite each other's line: take the file exclusively (an
+        // advisory lock on Unix), retrying while another process holds it, and append at the end we then see.
         var bytes = System.Text.Encoding.UTF8.GetBytes(line + "\n");
-        f.Write(bytes);
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var f = new FileStream(log, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None);
+                f.Seek(0, SeekOrigin.End);
+                f.Write(bytes);
+                return;
+            }
+            catch (IOException) when (attempt < 2000)
+            {
+                Thread.Sleep(2);
+            }
+        }
     }
 }
