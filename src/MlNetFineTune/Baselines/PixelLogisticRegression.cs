@@ -53,17 +53,14 @@ public sealed class PixelLogisticRegression
     private static SparseMatrix Pixels(IReadOnlyList<FloatImage> images, int channels, int height, int width, string source)
     {
         int d = channels * height * width;
-        var ptr = new int[images.Count + 1];
-        var cols = new int[images.Count * d];
         var vals = new double[images.Count * d];
         for (int i = 0; i < images.Count; i++)
         {
             var img = images[i];
             if (img.Channels != channels || img.Height != height || img.Width != width)
                 throw new DataValidationException(source, $"image {i} is {img.Channels}x{img.Height}x{img.Width} but the pixel baseline was fitted on {channels}x{height}x{width} images (it needs one size)");
-            for (int j = 0; j < d; j++) { cols[i * d + j] = j; vals[i * d + j] = img.Data[j] / 255.0; }
-            ptr[i + 1] = (i + 1) * d;
+            for (int j = 0; j < d; j++) vals[i * d + j] = img.Data[j] / 255.0;
         }
-        return new SparseMatrix(images.Count, d, ptr, cols, vals);
+        return SparseMatrix.FromDense(images.Count, d, vals);
     }
 }

@@ -11,6 +11,22 @@ public sealed class SparseMatrix
     private readonly int[] _columns;
     private readonly double[] _values;
 
+    /// <summary>A dense row-major matrix (every entry stored, zeros included) in CSR form; <paramref name="values"/> is taken, not copied.</summary>
+    public static SparseMatrix FromDense(int rows, int columns, double[] values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if ((long)rows * columns != values.Length)
+            throw new ArgumentException($"A {rows} x {columns} dense matrix needs {(long)rows * columns} values, got {values.Length}.", nameof(values));
+        var pointers = new int[rows + 1];
+        var cols = new int[values.Length];
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < columns; j++) cols[i * columns + j] = j;
+            pointers[i + 1] = (i + 1) * columns;
+        }
+        return new SparseMatrix(rows, columns, pointers, cols, values);
+    }
+
     /// <summary>Wraps CSR arrays after checking them (lengths, bounds, strictly increasing columns, finite values).</summary>
     /// <param name="rows">Number of rows.</param>
     /// <param name="columns">Number of columns.</param>

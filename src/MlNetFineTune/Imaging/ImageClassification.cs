@@ -173,15 +173,10 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         for (int j = 0; j < f; j++) mean[j] /= n;
         for (int i = 0; i < n; i++) for (int j = 0; j < f; j++) { double d = x[i * f + j] - mean[j]; std[j] += d * d; }
         for (int j = 0; j < f; j++) { std[j] = Math.Sqrt(std[j] / n); if (std[j] < 1e-6) std[j] = 1; }
-        var ptr = new int[n + 1];
-        var cols = new int[n * f];
         var vals = new double[n * f];
         for (int i = 0; i < n; i++)
-        {
-            for (int j = 0; j < f; j++) { cols[i * f + j] = j; vals[i * f + j] = (x[i * f + j] - mean[j]) / std[j]; }
-            ptr[i + 1] = (i + 1) * f;
-        }
-        var all = new Baselines.SparseMatrix(n, f, ptr, cols, vals);
+            for (int j = 0; j < f; j++) vals[i * f + j] = (x[i * f + j] - mean[j]) / std[j];
+        var all = Baselines.SparseMatrix.FromDense(n, f, vals);
         double c = 1.0;
         if (chooseC)
             (c, outOfFold) = CrossValidate(vals, task.TrainLabels, n, f, classes, task.Originals, options.ProbeC is double given ? [given] : ProbeCGrid);
@@ -263,16 +258,9 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
 
     private static Baselines.SparseMatrix Rows(double[] x, int[] rows, int f)
     {
-        var ptr = new int[rows.Length + 1];
-        var cols = new int[rows.Length * f];
         var vals = new double[rows.Length * f];
-        for (int r = 0; r < rows.Length; r++)
-        {
-            for (int j = 0; j < f; j++) cols[r * f + j] = j;
-            Array.Copy(x, rows[r] * f, vals, r * f, f);
-            ptr[r + 1] = (r + 1) * f;
-        }
-        return new Baselines.SparseMatrix(rows.Length, f, ptr, cols, vals);
+        for (int r = 0; r < rows.Length; r++) Array.Copy(x, rows[r] * f, vals, r * f, f);
+        return Baselines.SparseMatrix.FromDense(rows.Length, f, vals);
     }
 
     private string ChooseProbeLayer(ImageDataset train, ImageDataset validation, Rng rng)

@@ -34,4 +34,17 @@ public class PixelLogisticRegressionTests
         var mixed = new ImageDataset([.. train, new ImageExample(new FloatImage(1, 20, 20, new float[400]), "blob")], train.Labels, "mixed");
         Assert.Throws<DataValidationException>(() => PixelLogisticRegression.Fit(mixed));
     }
+
+    [Fact]
+    public void DenseMatricesKeepEveryEntryAndCheckTheirSize()
+    {
+        var m = SparseMatrix.FromDense(2, 3, [1, 0, 2, 0, 3, 0]);
+        Assert.Equal(2, m.RowCount);
+        Assert.Equal(3, m.ColumnCount);
+        Assert.Equal(2.0, m[0, 2]);
+        Assert.Equal(3.0, m[1, 1]);
+        Assert.Equal(0.0, m[1, 2]);
+        var e = Assert.Throws<ArgumentException>(() => SparseMatrix.FromDense(2, 3, [1, 2]));
+        Assert.Contains("2 x 3", e.Message);
+    }
 }
