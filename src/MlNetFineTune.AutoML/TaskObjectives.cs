@@ -233,6 +233,9 @@ public sealed class ImageClassificationObjective : ITaskObjective
             BatchSize = c.Get<int?>("batchSize", _base.BatchSize),
             LearningRate = c.Get<double?>("learningRate", _base.LearningRate),
             Training = SearchSpaces.Apply(_base.Training, c),
+            // The searched values (epochs, learning rate, batch, label smoothing...) are the training loop's: a probe
+            // must train its head with the loop, not the closed-form L-BFGS fit that has none of them.
+            ProbeSolver = ProbeSolver.Loop,
         };
         var model = new ImageClassificationTrainer(options, _seed).Fit(_train, _validation, new TrialProgress(c, Metric), c.Token);
         if (model.Outcome is null || model.Outcome.History.Count == 0) throw new OperationCanceledException("no epoch finished");
