@@ -109,7 +109,8 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         if (validation is null) (train, validation) = train.Split(options.ValidationFraction, seed);
         var rng = new Rng((ulong)seed);
         string? layer = options.FeatureLayer;
-        var strategy = options.Strategy ?? (options.Model is "scratch" or "resnet18-scratch" ? ImageStrategy.FineTune : ImageStrategy.Probe);
+        bool scratch = options.Model is "scratch" or "resnet18-scratch";
+        var strategy = options.Strategy ?? (scratch ? ImageStrategy.FineTune : ImageStrategy.Probe);
         var resolved = options with { Strategy = strategy };
         bool probe = strategy == ImageStrategy.Probe;
         if (probe && layer is null && options.Model is "default" or "mobilenet_v2")
@@ -118,7 +119,6 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         var model = new ImageClassifierModule(backbone, train.Labels.Count, rng);
         // A probe trains a linear layer on cached features: cheap epochs, so many of them with patience. A pretrained
         // network fine-tunes for a few epochs; one from scratch has everything to learn and gets more, and more patience.
-        bool scratch = options.Model is "scratch" or "resnet18-scratch";
         var defaults = probe ? (100, 1e-2) : scratch ? (30, 1e-3) : (5, 1e-3);
         bool patienceUnset = options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience;
         var training = TextTraining.Resolve(options.Training, options.Epochs, options.BatchSize, options.LearningRate, defaults, seed) with

@@ -17,7 +17,7 @@ internal static class TextBackbones
     public static TextBackbone Create(string spec, TextHeadKind head, int numLabels, int? maxLength, bool trainWordVectors, Rng rng)
     {
         spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim();
-        if (spec is "default" or "glove" or "scratch")
+        if (IsWordVectorSpec(spec))
         {
             // Taggers also see each word's shape (GloVe is lower-case only, and capitals mark names), and use two
             // blocks of width-1 and width-3 convolutions: the word itself plus a context of up to two words each side.
