@@ -137,7 +137,8 @@ public static class Commands
     private static Command NerCommand(TextWriter stdout, TextWriter stderr)
     {
         var o = CommonTrainOptions();
-        var cmd = new Command("ner", "Fine-tune a named-entity tagger on CoNLL data (token and tag per line).");
+        var replacement = new Option<double?>("--token-replacement") { Description = "Probability of replacing each training word by another word with the same tag, drawn anew every epoch (0 turns it off; default: the backbone's)." };
+        var cmd = new Command("ner", "Fine-tune a named-entity tagger on CoNLL data (token and tag per line).") { replacement };
         o.AddTo(cmd);
         cmd.SetAction(r => Run(stderr, () =>
         {
@@ -152,6 +153,7 @@ public static class Commands
                 BatchSize = r.GetValue(o.BatchSize),
                 LearningRate = r.GetValue(o.LearningRate),
                 MaxLength = r.GetValue(o.MaxLength),
+                TokenReplacement = r.GetValue(replacement),
             };
             var output = r.GetValue(o.Output)!;
             Directory.CreateDirectory(output);
@@ -217,7 +219,7 @@ public static class Commands
     {
         var model = new Option<string>("--model") { Description = "A model.zip.", Required = true };
         var text = new Option<string?>("--text") { Description = "One text to predict." };
-        var dataset = new Option<string?>("--dataset") { Description = "A file of texts (text column) to predict." };
+        var dataset = new Option<string?>("--dataset") { Description = "A file of texts (text column) to predict; for NER models also a CoNLL file (.conll), printed as word, gold and predicted tag." };
         var textCol = new Option<string>("--text-col") { DefaultValueFactory = _ => "text" };
         var json = new Option<bool>("--json") { Description = "JSON lines output." };
         var image = new Option<string?>("--image") { Description = "A PNG or JPEG file (image models)." };
@@ -240,6 +242,25 @@ public static class Commands
             if (ctx.Model.GetTask(path) == "ner")
             {
                 var m = ctx.Model.LoadNer(path);
+                if (file is not null && IsConll(file))
+                {
+                    // Pre-split sentences: one "word<TAB>gold<TAB>predicted" line per word (CoNLL, blank line between
+                    // sentences), or a JSON object per sentence.
+                    var data = NerDataset.LoadConll(file);
+                    var tokens = data.Sentences.Select(s => s.Tokens).ToArray();
+                    var tags = m.PredictTags(tokens);
+                    for (int i = 0; i < tokens.Length; i++)
+                    {
+                        if (asJson)
+                        {
+                            stdout.WriteLine(JsonSerializer.Serialize(new { tokens = tokens[i], gold = data.Sentences[i].Tags, predicted = tags[i] }));
+                            continue;
+                        }
+                        for (int w = 0; w < tokens[i].Count; w++) stdout.WriteLine($"{tokens[i][w]}\t{data.Sentences[i].Tags[w]}\t{tags[i][w]}");
+                        stdout.WriteLine();
+                    }
+                    return 0;
+                }
                 IEnumerable<string> texts = one is not null ? [one] : TabularReader.Load(file!, [r.GetValue(textCol)!]).Select(rec => rec[r.GetValue(textCol)!] ?? "");
                 foreach (var t in texts)
                 {
@@ -267,6 +288,13 @@ public static class Commands
             return 0;
         }));
         return cmd;
+    }
+
+    private static bool IsConll(string path)
+    {
+        var name = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
+        return name.EndsWith(".conll", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".bio", StringComparison.OrdinalIgnoreCase)
+            || name.EndsWith(".iob", StringComparison.OrdinalIgnoreCase);
     }
 
     private static Command DemoCommand(TextWriter stdout, TextWriter stderr)

@@ -76,6 +76,22 @@ public class CliTests
             var (pc, pout, perr) = Mlft("predict", "--model", Path.Combine(dir.FullName, "model.zip"), "--text", "Anna Smith lives in Paris", "--json");
             Assert.True(pc == 0, perr);
             Assert.Contains("entities", pout);
+
+            // A CoNLL file: one "word, gold, predicted" line per word, a blank line between sentences.
+            var (cc, cout, cerr) = Mlft("predict", "--model", Path.Combine(dir.FullName, "model.zip"), "--dataset", Data("ner", "validation.conll"));
+            Assert.True(cc == 0, cerr);
+            var gold = File.ReadAllText(Data("ner", "validation.conll")).Replace("\r\n", "\n").TrimEnd().Split("\n\n");
+            var printed = cout.Replace("\r\n", "\n").TrimEnd().Split("\n\n");
+            Assert.Equal(gold.Length, printed.Length);
+            var goldLines = gold[0].Split('\n');
+            var lines = printed[0].Split('\n');
+            Assert.Equal(goldLines.Length, lines.Length);
+            for (int i = 0; i < lines.Length; i++)
+            {
+                var cols = lines[i].Split('\t');
+                Assert.Equal(3, cols.Length);
+                Assert.Equal(goldLines[i], cols[0] + "\t" + cols[1]);
+            }
         }
         finally
         {

@@ -44,4 +44,52 @@ public class NerTests
         var t = NerTask.Targets(e, ["B-PER", "I-PER"], tags);
         Assert.Equal(new long[] { -100, 1, -100, 2, -100 }, t);
     }
+
+    [Fact]
+    public void TokenReplacementSwapsWordsOnlyForWordsWithTheSameTagAndRepeatsPerEpochStream()
+    {
+        var all = NerDataset.LoadConll(TestData.Data("ner", "train.conll"));
+        var train = new NerDataset(all.Sentences.Take(200), TagScheme.Bio, "train.conll", all.Tags);
+        var rng = new MlNetFineTune.Tensors.Rng(3);
+        var backbone = TextBackbones.Create("default", TextHeadKind.Token, all.Tags.Count, null, false, rng);
+        var pools = train.Sentences.SelectMany(s => s.Tokens.Zip(s.Tags)).GroupBy(p => p.Second).ToDictionary(g => g.Key, g => g.Select(p => p.First).ToHashSet());
+
+        var off = new NerTask(backbone, train, train, all.Tags, replacement: 0);
+        off.BeginEpoch(1, new MlNetFineTune.Tensors.Rng(9));
+        for (int i = 0; i < train.Count; i++) Assert.Equal(train[i].Tokens, off.TrainingWords(i));
+
+        var task = new NerTask(backbone, train, train, all.Tags, replacement: 0.3);
+        task.BeginEpoch(1, new MlNetFineTune.Tensors.Rng(9));
+        int words = 0, changed = 0;
+        var first = new List<string[]>();
+        for (int i = 0; i < train.Count; i++)
+        {
+            var w = task.TrainingWords(i);
+            Assert.Equal(train[i].Tokens.Count, w.Count);
+            for (int k = 0; k < w.Count; k++)
+            {
+                words++;
+                if (w[k] != train[i].Tokens[k]) changed++;
+                Assert.Contains(w[k], pools[train[i].Tags[k]]);
+            }
+            first.Add(w.ToArray());
+        }
+        // About 30% of the words are drawn again; some draws give the same word back (".", "the").
+        Assert.InRange((double)changed / words, 0.15, 0.32);
+
+        // The same (seed, epoch) stream gives the same words, another stream different ones.
+        task.BeginEpoch(1, new MlNetFineTune.Tensors.Rng(9));
+        for (int i = 0; i < train.Count; i++) Assert.Equal(first[i], task.TrainingWords(i));
+        task.BeginEpoch(2, new MlNetFineTune.Tensors.Rng(10));
+        Assert.Contains(Enumerable.Range(0, train.Count), i => !first[i].SequenceEqual(task.TrainingWords(i)));
+    }
+
+    [Fact]
+    public void TokenReplacementOutsideZeroToOneIsRefused()
+    {
+        var ctx = new FineTuneContext(seed: 1);
+        var all = ctx.Data.LoadConll(TestData.Data("ner", "validation.conll"));
+        var ex = Assert.Throws<ArgumentException>(() => ctx.NamedEntityRecognition.Trainers.FineTune(new NerOptions { TokenReplacement = 1.5, Epochs = 1 }).Fit(all, all));
+        Assert.Contains("TokenReplacement", ex.Message);
+    }
 }

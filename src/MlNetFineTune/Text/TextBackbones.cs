@@ -19,17 +19,22 @@ internal static class TextBackbones
         spec = string.IsNullOrWhiteSpace(spec) ? "default" : spec.Trim();
         if (IsWordVectorSpec(spec))
         {
-            // Taggers also see each word's shape (GloVe is lower-case only, and capitals mark names), and use two
-            // blocks of width-1 and width-3 convolutions: the word itself plus a context of up to two words each side.
-            // On the shipped NER set's held-out templates this gave entity F1 0.878 against 0.860 for one block of
-            // widths 3 and 5 (seed 1; seed-to-seed spread about 0.01).
+            // Taggers also see each word's shape (GloVe is lower-case only, and capitals mark names) and use two
+            // blocks of width-1, -3 and -5 convolutions (128 channels each) with dropout 0.5: the word itself plus
+            // up to four words of context each side, regularised hard so that sentence patterns seen in training do
+            // not drown out the word's own vector. On the shipped NER set's held-out templates (seeds 1-3) this gave
+            // entity F1 0.910 with label-wise token replacement (NerOptions.TokenReplacement), against 0.879 for
+            // the previous widths 1 and 3, 256 channels, dropout 0.1; see docs/ner.md for the ablation.
+            bool token = head == TextHeadKind.Token;
             var options = new GloveEncoderOptions
             {
                 MaxLength = maxLength ?? 256,
                 FreezeEmbeddings = !trainWordVectors,
-                WordShapeSize = head == TextHeadKind.Token ? 16 : 0,
-                KernelSizes = head == TextHeadKind.Token ? [1, 3] : [3, 5],
-                Layers = head == TextHeadKind.Token ? 2 : 1,
+                WordShapeSize = token ? 16 : 0,
+                KernelSizes = token ? [1, 3, 5] : [3, 5],
+                Layers = token ? 2 : 1,
+                HiddenSize = token ? 384 : 256,
+                Dropout = token ? 0.5f : 0.1f,
             };
             return GloveBackbone.Create(spec == "scratch", head, numLabels, options, rng);
         }

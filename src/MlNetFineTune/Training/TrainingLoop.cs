@@ -38,6 +38,12 @@ public interface ITrainingTask
 
     /// <summary>A full pass over the validation set in evaluation mode.</summary>
     Evaluation Validate(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Called before each epoch's first batch with a stream fixed by (seed, epoch), e.g. to draw that epoch's
+    /// data augmentation; a resumed run gets the same stream for the same epoch. Does nothing by default.
+    /// </summary>
+    void BeginEpoch(int epoch, Rng rng) { }
 }
 
 /// <summary>A progress report of the training loop.</summary>
@@ -142,6 +148,7 @@ public static class TrainingLoop
             int di = 0;
             foreach (var (_, m) in model.NamedModules())
                 if (m is Dropout dropout) dropout.Rng = new Rng(Mix(options.Seed, epoch, ++di));
+            task.BeginEpoch(epoch, new Rng(Mix(options.Seed, epoch, -1)));
             var batches = MakeBatches(task, n, options.BatchSize, new Rng(Mix(options.Seed, epoch, 0)));
 
             double lossSum = 0;
