@@ -1,5 +1,6 @@
 using MlNetFineTune.Data;
 using MlNetFineTune.Text;
+using MlNetFineTune.Training;
 using Xunit;
 
 namespace MlNetFineTune.Tests;
@@ -91,5 +92,41 @@ public class NerTests
         var all = ctx.Data.LoadConll(TestData.Data("ner", "validation.conll"));
         var ex = Assert.Throws<ArgumentException>(() => ctx.NamedEntityRecognition.Trainers.FineTune(new NerOptions { TokenReplacement = 1.5, Epochs = 1 }).Fit(all, all));
         Assert.Contains("TokenReplacement", ex.Message);
+    }
+
+    [Fact]
+    public void NerResumeAfterCancellationRepeatsTokenReplacementAndReachesTheSameResult()
+    {
+        var dir = Directory.CreateTempSubdirectory("mlft-ner-resume-");
+        try
+        {
+            var all = NerDataset.LoadConll(TestData.Data("ner", "train.conll"));
+            var train = new NerDataset(all.Sentences.Take(150), TagScheme.Bio, "train.conll", all.Tags);
+            var valid = new NerDataset(NerDataset.LoadConll(TestData.Data("ner", "validation.conll")).Sentences.Take(60), TagScheme.Bio, "validation.conll", all.Tags);
+            NerOptions Options(bool resume, string? ckpt) => new()
+            {
+                Epochs = 3, BatchSize = 16, TokenReplacement = 0.2,
+                Training = new TrainingOptions { CheckpointDirectory = ckpt, Resume = resume, EarlyStoppingPatience = null },
+            };
+            var straight = new FineTuneContext(seed: 5).NamedEntityRecognition.Trainers.FineTune(Options(false, null)).Fit(train, valid);
+
+            using var cts = new CancellationTokenSource();
+            var progress = new TextClassificationTests.InlineProgress(p => { if (p.Phase == "validate" && p.Epoch == 1) cts.Cancel(); });
+            var interrupted = new FineTuneContext(seed: 5).NamedEntityRecognition.Trainers.FineTune(Options(false, dir.FullName)).Fit(train, valid, progress, cts.Token);
+            Assert.True(interrupted.Outcome!.Cancelled);
+
+            var resumed = new FineTuneContext(seed: 5).NamedEntityRecognition.Trainers.FineTune(Options(true, dir.FullName)).Fit(train, valid);
+            Assert.Equal(1, resumed.Outcome!.ResumedFromEpoch);
+            Assert.Equal(straight.Outcome!.History.Select(h => h.TrainLoss), resumed.Outcome.History.Select(h => h.TrainLoss));
+            Assert.Equal(straight.Evaluate(valid).Metrics.EntityF1, resumed.Evaluate(valid).Metrics.EntityF1);
+
+            // Another replacement rate gives other training losses: the augmentation is really applied.
+            var other = new FineTuneContext(seed: 5).NamedEntityRecognition.Trainers.FineTune(Options(false, null) with { TokenReplacement = 0 }).Fit(train, valid);
+            Assert.NotEqual(straight.Outcome.History[0].TrainLoss, other.Outcome!.History[0].TrainLoss);
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
     }
 }

@@ -277,6 +277,13 @@ public static class TrainingLoop
             if (state.TryGetValue(name, out var values)) values.AsSpan().CopyTo(t.AsSpan());
     }
 
+    // Best loss is +infinity for tasks whose validation has no loss (NER) and metrics may be NaN: keep them as
+    // named literals rather than failing to write the checkpoint.
+    private static readonly System.Text.Json.JsonSerializerOptions StateJson = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
     private sealed record ResumeState(int NextEpoch, double BestScore, double BestLoss, int BestEpoch, int SinceBest, double Seconds, IReadOnlyList<EpochRecord> History);
 
     private static void SaveCheckpoint(string path, Module model, Optimizer optimizer, LrScheduler scheduler,
@@ -295,7 +302,7 @@ public static class TrainingLoop
         var meta = new Dictionary<string, string>
         {
             ["format"] = "mlnetfinetune-checkpoint/1",
-            ["state"] = System.Text.Json.JsonSerializer.Serialize(state),
+            ["state"] = System.Text.Json.JsonSerializer.Serialize(state, StateJson),
             ["scheduler_step"] = scheduler.StepCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         SafeTensors.Save(path, tensors, meta);
@@ -325,7 +332,7 @@ public static class TrainingLoop
             foreach (var key in anchors.Keys.ToList())
                 if (tensors.TryGetValue($"anchor.{i++}", out var w0)) anchors[key] = w0.ToArray();
         }
-        return System.Text.Json.JsonSerializer.Deserialize<ResumeState>(meta["state"])
+        return System.Text.Json.JsonSerializer.Deserialize<ResumeState>(meta["state"], StateJson)
             ?? throw new InvalidDataException($"{path}: unreadable resume state.");
     }
 }
