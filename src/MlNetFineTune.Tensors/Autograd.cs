@@ -89,6 +89,12 @@ public sealed partial class Tensor
         return false;
     }
 
+    /// <summary>
+    /// Diagnostics: while set (per thread), every backward pass adds each op's gradient time (ms), call count and
+    /// managed allocation (MB, approximate) under the op's name. Null (the default) records nothing.
+    /// </summary>
+    [ThreadStatic] public static Dictionary<string, (double Ms, int Count, double Mb)>? BackwardProfile;
+
     /// <summary>Back-propagates from a one-element tensor (its gradient is 1).</summary>
     public void Backward()
     {
@@ -118,7 +124,16 @@ public sealed partial class Tensor
                 if (t._requiresGrad) AccumulateLeaf(t, g);
                 continue;
             }
+            var prof = BackwardProfile;
+            long t0 = prof is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+            long a0 = prof is null ? 0 : GC.GetAllocatedBytesForCurrentThread();
             var inputGrads = t.GradFn.Backward(g);
+            if (prof is not null)
+            {
+                var el = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                double mb = (GC.GetAllocatedBytesForCurrentThread() - a0) / 1048576.0;
+                prof[t.GradFn.Name] = prof.TryGetValue(t.GradFn.Name, out var pv) ? (pv.Ms + el, pv.Count + 1, pv.Mb + mb) : (el, 1, mb);
+            }
             var inputs = t.GradFn.Inputs;
             for (int k = 0; k < inputs.Length; k++)
             {

@@ -214,7 +214,7 @@ public sealed partial class Tensor
         var src = (T[])Storage;
         int n = Numel;
         if (IsContiguous && Offset == 0 && src.Length == n) return src;
-        var dst = new T[n];
+        var dst = GC.AllocateUninitializedArray<T>(n);   // every element is copied in
         StridedCopy.Copy(src, Offset, ShapeArr, StridesArr, dst);
         return dst;
     }

@@ -97,4 +97,35 @@ public class DeterminismTests
             WorkerPool.SetThreads(before);
         }
     }
+
+    [Theory]
+    [InlineData(0.1f)]
+    [InlineData(0.5f)]
+    public void DropoutMaskHasTheRightRateAndDependsOnTheSeedNotTheThreads(float p)
+    {
+        var x = Tensor.Ones(300, 1001);                      // not a multiple of the chunk size or of 2
+        int before = WorkerPool.Threads;
+        try
+        {
+            WorkerPool.SetThreads(1);
+            var one = Ops.Dropout(x, p, new Rng(5)).ToArray();
+            WorkerPool.SetThreads(2);
+            var two = Ops.Dropout(x, p, new Rng(5)).ToArray();
+            Assert.Equal(one, two);
+            var other = Ops.Dropout(x, p, new Rng(6)).ToArray();
+            Assert.NotEqual(one, other);
+            int zeros = one.Count(v => v == 0f);
+            double rate = (double)zeros / one.Length;
+            Assert.InRange(rate, p - 0.005, p + 0.005);
+            Assert.All(one, v => Assert.True(v == 0f || Math.Abs(v - 1f / (1f - p)) < 1e-6f));
+            // Neighbouring elements are not correlated (each 64-bit draw feeds two elements).
+            int both = 0;
+            for (int i = 0; i + 1 < one.Length; i += 2) if (one[i] == 0f && one[i + 1] == 0f) both++;
+            Assert.InRange(both / (one.Length / 2.0), p * p - 0.01, p * p + 0.01);
+        }
+        finally
+        {
+            WorkerPool.SetThreads(before);
+        }
+    }
 }

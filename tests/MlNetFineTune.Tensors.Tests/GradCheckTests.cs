@@ -486,7 +486,31 @@ public sealed class GradCheckTests(ITestOutputHelper output)
         c.Check("expanded view, dim 1", x => Ops.Sum(x[0].Expand(3, 4), [1]), c.N(3, 1));
         c.Check("sliced view, all", x => Ops.Sum(Ops.Slice(x[0], 0, 0, 5, 2)), c.N(5, 3));
         c.Check("method form", x => x[0].Sum([0]), c.N(3, 2));
+        c.Check("leading dim 0 (column sums)", x => Ops.Sum(x[0], [0]), c.N(6, 5));
+        c.Check("leading dims 0,1 keepDim", x => Ops.Sum(x[0], [1, 0], keepDim: true), c.N(3, 4, 5));
     });
+
+    [Fact]
+    public void SumOverLeadingDimsMatchesTheTransposedPath()
+    {
+        // The column-sum fast path (contiguous, leading dims) against the same sum taken through a permuted view.
+        var rng = new Rng(7);
+        var big = Tensor.RandN(rng, 2, 300, 70);
+        var x = Ops.Narrow(big, 0, 1, 1).Reshape(300, 70);           // contiguous with a storage offset
+        Assert.True(x.IsContiguous);
+        var fast = Ops.Sum(x, [0]).ToArray();
+        var slow = Ops.Sum(Ops.Permute(Ops.Contiguous(Ops.Permute(x, 1, 0)), 1, 0), [0]).ToArray();
+        var xd = x.ToArray();
+        for (int j = 0; j < 70; j++)
+        {
+            double exact = 0;
+            for (int i = 0; i < 300; i++) exact += xd[i * 70 + j];
+            Assert.True(Math.Abs(fast[j] - exact) < 1e-4, $"column {j}: {fast[j]} vs {exact}");
+            Assert.True(Math.Abs(fast[j] - slow[j]) < 1e-4, $"column {j}: {fast[j]} vs {slow[j]}");
+        }
+        var three = Ops.Sum(Tensor.RandN(rng, 4, 5, 6), [0, 1], keepDim: true);
+        Assert.Equal(new[] { 1, 1, 6 }, three.Shape);
+    }
 
     [Fact]
     public void Mean() => Run(c =>

@@ -319,7 +319,37 @@ public static class VecKernels
     /// <summary>GELU backward: gx = gy * d gelu(x) / dx.</summary>
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, Span<float> gx, bool tanhApprox)
     {
-        for (int i = 0; i < x.Length; i++)
+        int n = x.Length, i = 0;
+        if (!tanhApprox)
+        {
+            // d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi); same erfc as the forward.
+            ref float px = ref MemoryMarshal.GetReference(x);
+            ref float pg = ref MemoryMarshal.GetReference(gy);
+            ref float po = ref MemoryMarshal.GetReference(gx);
+            if (Simd.Level == SimdLevel.Vector512)
+            {
+                for (; i <= n - 16; i += 16)
+                {
+                    var v = Vector512.LoadUnsafe(ref px, (nuint)i);
+                    var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
+                    var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
+                    var d = phi + v * InvSqrt2Pi * Vector512.Exp(v * v * -0.5f);
+                    (Vector512.LoadUnsafe(ref pg, (nuint)i) * d).StoreUnsafe(ref po, (nuint)i);
+                }
+            }
+            else if (Simd.Level == SimdLevel.Vector256)
+            {
+                for (; i <= n - 8; i += 8)
+                {
+                    var v = Vector256.LoadUnsafe(ref px, (nuint)i);
+                    var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
+                    var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
+                    var d = phi + v * InvSqrt2Pi * Vector256.Exp(v * v * -0.5f);
+                    (Vector256.LoadUnsafe(ref pg, (nuint)i) * d).StoreUnsafe(ref po, (nuint)i);
+                }
+            }
+        }
+        for (; i < n; i++)
         {
             float v = x[i];
             float d;

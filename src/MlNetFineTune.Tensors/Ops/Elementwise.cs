@@ -69,7 +69,7 @@ public static partial class Ops
     {
         RequireFloat(x, op, "x");
         var src = x.Dense<float>();
-        var dst = new float[src.Length];
+        var dst = GC.AllocateUninitializedArray<float>(src.Length);
         Broadcasting.Chunked(src.Length, (s, e) => f(src.AsSpan(s, e - s), dst.AsSpan(s, e - s)));
         return new Tensor(dst, (int[])x.ShapeArr.Clone());
     }

@@ -41,7 +41,7 @@ public static partial class Ops
         RequireFloat(x, op, "x");
         int d = ShapeUtil.NormDim(dim, x.Rank, op);
         var (data, rows, len, moved, perm) = RowsAlong(x, d);
-        var y = new float[data.Length];
+        var y = GC.AllocateUninitializedArray<float>(data.Length);
         WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
         {
             for (int r = s; r < e; r++)
@@ -55,7 +55,7 @@ public static partial class Ops
         return Tensor.Record(result, op, [x], g =>
         {
             var (gd, _, _, _, _) = RowsAlong(g, d);
-            var gx = new float[gd.Length];
+            var gx = GC.AllocateUninitializedArray<float>(gd.Length);
             WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
             {
                 for (int r = s; r < e; r++)
@@ -82,12 +82,12 @@ public static partial class Ops
         RequireFloat(x, "gelu", "x");
         bool tanh = approximate == GeluApproximation.Tanh;
         var src = x.Dense<float>();
-        var y = new float[src.Length];
+        var y = GC.AllocateUninitializedArray<float>(src.Length);
         Broadcasting.Chunked(src.Length, (s, e) => VecKernels.Gelu(src.AsSpan(s, e - s), y.AsSpan(s, e - s), tanh));
         return Tensor.Record(new Tensor(y, (int[])x.ShapeArr.Clone()), "gelu", [x], g =>
         {
             var gd = g.Dense<float>();
-            var gx = new float[gd.Length];
+            var gx = GC.AllocateUninitializedArray<float>(gd.Length);
             Broadcasting.Chunked(gd.Length, (s, e) => VecKernels.GeluBackward(src.AsSpan(s, e - s), gd.AsSpan(s, e - s), gx.AsSpan(s, e - s), tanh));
             return [new Tensor(gx, x.ShapeArr)];
         });
@@ -101,19 +101,53 @@ public static partial class Ops
         if (!training || p == 0) return x;
         ArgumentNullException.ThrowIfNull(rng);
         var src = x.Dense<float>();
-        var mask = new float[src.Length];
+        int n = src.Length;
         float scale = 1f / (1f - p);
-        for (int i = 0; i < mask.Length; i++) mask[i] = rng.NextFloat() >= p ? scale : 0f;
-        var y = new float[src.Length];
-        System.Numerics.Tensors.TensorPrimitives.Multiply(src, mask, y);
+        // Keep an element when a 32-bit uniform draw is at least p * 2^32. The elements are cut into fixed chunks,
+        // each drawing from its own stream seeded from one draw of rng, so chunks run in parallel and the mask
+        // depends on the seed alone, never on the thread count. The mask is kept as bytes (a quarter of a float
+        // mask) for the backward pass.
+        uint threshold = (uint)Math.Min(uint.MaxValue, Math.Round(p * 4294967296.0));
+        ulong streamSeed = rng.NextUInt64();
+        var keep = new byte[n];
+        var y = GC.AllocateUninitializedArray<float>(n);
+        int chunks = (n + DropoutChunk - 1) / DropoutChunk;
+        WorkerPool.For(chunks, 1, (cs, ce) =>
+        {
+            for (int c = cs; c < ce; c++)
+            {
+                var r = new Rng(streamSeed ^ (0x9E3779B97F4A7C15UL * (ulong)(c + 1)));
+                int start = c * DropoutChunk, end = Math.Min(n, start + DropoutChunk);
+                for (int i = start; i < end; i += 2)
+                {
+                    ulong bits = r.NextUInt64();
+                    byte k0 = (uint)bits >= threshold ? (byte)1 : (byte)0;
+                    keep[i] = k0;
+                    y[i] = k0 != 0 ? src[i] * scale : 0f;
+                    if (i + 1 < end)
+                    {
+                        byte k1 = (uint)(bits >> 32) >= threshold ? (byte)1 : (byte)0;
+                        keep[i + 1] = k1;
+                        y[i + 1] = k1 != 0 ? src[i + 1] * scale : 0f;
+                    }
+                }
+            }
+        });
         var shape = (int[])x.ShapeArr.Clone();
         return Tensor.Record(new Tensor(y, shape), "dropout", [x], g =>
         {
-            var gx = new float[mask.Length];
-            System.Numerics.Tensors.TensorPrimitives.Multiply(g.Dense<float>(), mask, gx);
+            var gd = g.Dense<float>();
+            var gx = GC.AllocateUninitializedArray<float>(n);
+            WorkerPool.For(chunks, 1, (cs, ce) =>
+            {
+                int start = cs * DropoutChunk, end = Math.Min(n, ce * DropoutChunk);
+                for (int i = start; i < end; i++) gx[i] = keep[i] != 0 ? gd[i] * scale : 0f;
+            });
             return [new Tensor(gx, shape)];
         });
     }
+
+    private const int DropoutChunk = 1 << 14;
 
     /// <summary>Looks up rows of <paramref name="weight"/> [V, D] for integer <paramref name="ids"/>; rows at paddingIdx get no gradient.</summary>
     public static Tensor Embedding(Tensor ids, Tensor weight, int? paddingIdx = null)

@@ -31,15 +31,77 @@ public static partial class Ops
         return (data, outer, inner, keepDim ? keepShape : [.. outShape], keepShape);
     }
 
+    // For a contiguous x whose reduced dims are exactly its leading ones (a bias gradient: sum over the rows of
+    // [rows, cols]), the number of reduced rows; 0 otherwise. Such sums add whole rows with vector adds instead
+    // of transposing the data first.
+    private static int LeadingReducedRows(Tensor x, int[]? dims)
+    {
+        if (dims is null || dims.Length == 0 || dims.Length >= x.Rank || !x.IsContiguous) return 0;
+        var reduce = new bool[x.Rank];
+        foreach (var d in dims)
+        {
+            int nd = d < 0 ? d + x.Rank : d;
+            if (nd < 0 || nd >= x.Rank || reduce[nd]) return 0;
+            reduce[nd] = true;
+        }
+        int lead = 0;
+        while (lead < x.Rank && reduce[lead]) lead++;
+        if (lead != dims.Length) return 0;
+        int rows = 1;
+        for (int i = 0; i < lead; i++) rows *= x.ShapeArr[i];
+        return rows;
+    }
+
+    // Column sums of a contiguous [rows, cols] block: each column added in row order by one thread, so the
+    // result does not depend on the thread count.
+    private static float[] ColumnSums(float[] data, int offset, int rows, int cols)
+    {
+        var r = new float[cols];
+        if (rows == 0 || cols == 0) return r;
+        int chunk = Math.Max(64, (int)Math.Min(cols, 262144L / Math.Max(rows, 1)));
+        WorkerPool.For(cols, chunk, (s, e) =>
+        {
+            var acc = r.AsSpan(s, e - s);
+            for (int i = 0; i < rows; i++)
+                System.Numerics.Tensors.TensorPrimitives.Add(acc, data.AsSpan(offset + i * cols + s, e - s), acc);
+        });
+        return r;
+    }
+
+    // The shapes of ReduceLayout without moving any data (dims already validated by the caller's fast path).
+    private static (int Outer, int Inner, int Unused, int[] OutShape, int[] KeepShape) ReduceShapes(Tensor x, int[] dims, bool keepDim)
+    {
+        int rank = x.Rank;
+        var reduce = new bool[rank];
+        foreach (var d in dims) reduce[ShapeUtil.NormDim(d, rank, "sum")] = true;
+        var outShape = new List<int>();
+        var keepShape = new int[rank];
+        int outer = 1, inner = 1;
+        for (int i = 0; i < rank; i++)
+            if (!reduce[i]) { outShape.Add(x.ShapeArr[i]); outer *= x.ShapeArr[i]; keepShape[i] = x.ShapeArr[i]; }
+            else { inner *= x.ShapeArr[i]; keepShape[i] = 1; }
+        return (outer, inner, 0, keepDim ? keepShape : [.. outShape], keepShape);
+    }
+
     /// <summary>Sum over <paramref name="dims"/> (every dim when null or empty).</summary>
     public static Tensor Sum(Tensor x, int[]? dims = null, bool keepDim = false)
     {
-        var (data, outer, inner, outShape, keepShape) = ReduceLayout(x, dims, keepDim, "sum");
-        var r = new float[outer];
-        WorkerPool.For(outer, Math.Max(1, 16384 / Math.Max(inner, 1)), (s, e) =>
+        float[] r;
+        int[] outShape, keepShape;
+        if (LeadingReducedRows(x, dims) is int lead && lead > 0 && x.DType == DType.Float32)
         {
-            for (int o = s; o < e; o++) r[o] = VecKernels.Sum(data.AsSpan(o * inner, inner));
-        });
+            (_, _, _, outShape, keepShape) = ReduceShapes(x, dims!, keepDim);
+            r = ColumnSums(x.F, x.Offset, lead, x.Numel / Math.Max(lead, 1));
+        }
+        else
+        {
+            (var data, int outer, int inner, outShape, keepShape) = ReduceLayout(x, dims, keepDim, "sum");
+            r = new float[outer];
+            WorkerPool.For(outer, Math.Max(1, 16384 / Math.Max(inner, 1)), (s, e) =>
+            {
+                for (int o = s; o < e; o++) r[o] = VecKernels.Sum(data.AsSpan(o * inner, inner));
+            });
+        }
         var inShape = x.ShapeArr;
         return Tensor.Record(new Tensor(r, outShape), "sum", [x], g => [Expand(Reshape(g, keepShape), inShape)]);
     }

@@ -22,7 +22,7 @@ public static partial class Ops
 
     private static T[] CopyDense<T>(Tensor x)
     {
-        var dst = new T[x.Numel];
+        var dst = GC.AllocateUninitializedArray<T>(x.Numel);   // every element is copied in
         StridedCopy.Copy((T[])x.Storage, x.Offset, x.ShapeArr, x.StridesArr, dst);
         return dst;
     }
