@@ -45,6 +45,13 @@ public sealed class ConvKernelTests
         ["3x1_p1x0"] = new(2, 3, 9, 5, 4, 3, 1, PH: 1),
         ["3x5_s2x1_p1x2_d1x2"] = new(1, 2, 7, 9, 3, 3, 5, 2, 1, 1, 2, 1, 2),
         ["whole_input_kernel_out1x1"] = new(2, 3, 5, 4, 2, 5, 4),
+        // Output planes under ConvKernels.BatchedColumnsMaxPlane with a batch: one GEMM over all images' columns.
+        ["batched_columns_2x2_p1_batch5"] = new(5, 16, 2, 2, 8, 3, 3, PH: 1, PW: 1),
+        ["batched_columns_s2_batch4_nobias"] = new(4, 6, 8, 7, 5, 3, 3, 2, 2, 1, 1, Bias: false),
+        ["batched_columns_1x1_4x4_batch3"] = new(3, 7, 4, 4, 9, 1, 1),
+        // At or above that size: one GEMM per image, images split over the threads.
+        ["per_image_16x15_p1_batch3"] = new(3, 3, 16, 15, 4, 3, 3, PH: 1, PW: 1),
+        ["per_image_1x1_16x16_batch2"] = new(2, 5, 16, 16, 3, 1, 1),
         ["single_channel_c1"] = new(2, 1, 6, 6, 3, 3, 3, PH: 1, PW: 1),
         ["dw_m1_3x3_s1_p1_batch3"] = new(3, 4, 9, 9, 4, 3, 3, PH: 1, PW: 1, G: 4),
         ["dw_m2_3x3_s1_p1"] = new(1, 3, 7, 11, 6, 3, 3, PH: 1, PW: 1, G: 3),

@@ -187,6 +187,7 @@ public static class ConvKernels
         CheckLength(y, s.OutputLength, nameof(y), "N*OutC*OH*OW", s);
         if (s.N == 0) return;
         if (s.IsDepthwise) DepthwiseForward(s, x, w, bias, y, level);
+        else if (UseBatchedColumns(s)) BatchedForward(s, x, w, bias, y);
         else GemmForward(s, x, w, bias, y);
     }
 
@@ -198,6 +199,7 @@ public static class ConvKernels
         CheckLength(gx, s.InputLength, nameof(gx), "N*C*H*W", s);
         if (s.N == 0) return;
         if (s.IsDepthwise) DepthwiseBackwardInput(s, gy, w, gx, level);
+        else if (UseBatchedColumns(s)) BatchedBackwardInput(s, gy, w, gx);
         else GemmBackwardInput(s, gy, w, gx);
     }
 
@@ -213,6 +215,7 @@ public static class ConvKernels
             return;
         }
         if (s.IsDepthwise) DepthwiseBackwardWeight(s, gy, x, gw, accumulate, level);
+        else if (UseBatchedColumns(s)) BatchedBackwardWeight(s, gy, x, gw, accumulate);
         else GemmBackwardWeight(s, gy, x, gw, accumulate);
     }
 
@@ -464,6 +467,141 @@ public static class ConvKernels
             }
             // gw_g [OCg, K] (+)= gy_g [OCg, P] * col^T (col is K x P).
             Gemm.Sgemm(false, true, ocg, k, p, gy, gyOff, p, b, bOff, p, gw, g * ocg * k, k, accumulate);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // Small output planes: one GEMM over the whole batch
+    //
+    // With a few output pixels per image (ResNet's last stages on small inputs: 2x2, 4x4) a GEMM per image has
+    // an N of 4-16, too thin for the micro-kernel. The columns of all images are laid side by side instead,
+    // colAll[K, N*P] (image n in columns n*P .. n*P+P), so the batch is a single [OutC, K] x [K, N*P] product.
+    // ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Output pixels per image below which a non-grouped convolution batches its columns (ResNet-18, 2 threads:
+    /// batching won for 2x2 to 14x14 outputs, up to 3x at 2x2, and lost at 16x16 and above).
+    /// </summary>
+    internal static int BatchedColumnsMaxPlane = 200;
+
+    private static bool UseBatchedColumns(in Conv2dShape s)
+    {
+        int p = s.OH * s.OW;
+        long k = (long)s.CPerGroup * s.KH * s.KW;
+        return s.Groups == 1 && s.N > 1 && p < BatchedColumnsMaxPlane && k * s.N * p <= 1L << 24;
+    }
+
+    // colAll[K, N*P]: every image's im2col (a plain copy of x for pointwise convolutions).
+    private static float[] BatchedColumns(in Conv2dShape s, float[] x, out int k, out int cols)
+    {
+        int p = s.OH * s.OW, kk = s.C * s.KH * s.KW, total = s.N * p, n = s.N, chw = s.C * s.H * s.W;
+        var all = ArrayPool<float>.Shared.Rent(kk * total);
+        var shape = s;
+        WorkerPool.For(n, 1, (n0, n1) =>
+        {
+            float[]? col = shape.IsPointwise ? null : ArrayPool<float>.Shared.Rent(ColLength(shape));
+            try
+            {
+                for (int i = n0; i < n1; i++)
+                {
+                    float[] src = col ?? x;
+                    int srcOff = col is null ? i * chw : 0;
+                    if (col is not null) Im2colChannels(shape, x, i * chw, col, 0, shape.C);
+                    for (int r = 0; r < kk; r++) Array.Copy(src, srcOff + r * p, all, r * total + i * p, p);
+                }
+            }
+            finally
+            {
+                if (col is not null) ArrayPool<float>.Shared.Return(col);
+            }
+        });
+        k = kk;
+        cols = total;
+        return all;
+    }
+
+    // gyAll[OutC, N*P] from gy[N, OutC, P].
+    private static float[] BatchedGradients(in Conv2dShape s, float[] gy)
+    {
+        int p = s.OH * s.OW, oc = s.OutC, total = s.N * p;
+        var all = ArrayPool<float>.Shared.Rent(oc * total);
+        for (int i = 0; i < s.N; i++)
+            for (int o = 0; o < oc; o++) Array.Copy(gy, (i * oc + o) * p, all, o * total + i * p, p);
+        return all;
+    }
+
+    private static void BatchedForward(Conv2dShape s, float[] x, float[] w, float[]? bias, float[] y)
+    {
+        var colAll = BatchedColumns(s, x, out int k, out int cols);
+        int p = s.OH * s.OW, oc = s.OutC;
+        var outAll = ArrayPool<float>.Shared.Rent(oc * cols);
+        try
+        {
+            Gemm.Sgemm(false, false, oc, cols, k, w, 0, k, colAll, 0, cols, outAll, 0, cols, false);
+            for (int i = 0; i < s.N; i++)
+                for (int o = 0; o < oc; o++)
+                {
+                    var dst = y.AsSpan((i * oc + o) * p, p);
+                    var src = outAll.AsSpan(o * cols + i * p, p);
+                    if (bias is null) src.CopyTo(dst);
+                    else TensorPrimitives.Add(src, bias[o], dst);
+                }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(colAll);
+            ArrayPool<float>.Shared.Return(outAll);
+        }
+    }
+
+    private static void BatchedBackwardInput(Conv2dShape s, float[] gy, float[] w, float[] gx)
+    {
+        int p = s.OH * s.OW, oc = s.OutC, k = s.C * s.KH * s.KW, cols = s.N * p, chw = s.C * s.H * s.W;
+        var gyAll = BatchedGradients(s, gy);
+        var dCol = ArrayPool<float>.Shared.Rent(k * cols);
+        try
+        {
+            // dCol[K, N*P] = W^T [K, OutC] x gyAll [OutC, N*P], then each image's block goes back through col2im.
+            Gemm.Sgemm(true, false, k, cols, oc, w, 0, k, gyAll, 0, cols, dCol, 0, cols, false);
+            var shape = s;
+            WorkerPool.For(s.N, 1, (n0, n1) =>
+            {
+                var col = ArrayPool<float>.Shared.Rent(k * p);
+                try
+                {
+                    for (int i = n0; i < n1; i++)
+                    {
+                        for (int r = 0; r < k; r++) Array.Copy(dCol, r * cols + i * p, col, r * p, p);
+                        if (shape.IsPointwise) Array.Copy(col, 0, gx, i * chw, chw);
+                        else Col2imChannels(shape, col, gx, i * chw, 0, shape.C);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(col);
+                }
+            });
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(gyAll);
+            ArrayPool<float>.Shared.Return(dCol);
+        }
+    }
+
+    private static void BatchedBackwardWeight(Conv2dShape s, float[] gy, float[] x, float[] gw, bool accumulate)
+    {
+        var colAll = BatchedColumns(s, x, out int k, out int cols);
+        var gyAll = BatchedGradients(s, gy);
+        try
+        {
+            // gw [OutC, K] (+)= gyAll [OutC, N*P] x colAll^T [N*P, K].
+            Gemm.Sgemm(false, true, s.OutC, k, cols, gyAll, 0, cols, colAll, 0, cols, gw, 0, k, accumulate);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(colAll);
+            ArrayPool<float>.Shared.Return(gyAll);
         }
     }
 

@@ -316,6 +316,40 @@ public static class VecKernels
         }
     }
 
+    /// <summary>Gradient of a clamp to (0, hi): gx = gy where 0 &lt; x &lt; hi, else 0 (NaN inputs give 0).</summary>
+    public static void ClampGrad(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, Span<float> gx, float hi)
+    {
+        int n = x.Length, i = 0;
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pg = ref MemoryMarshal.GetReference(gy);
+        ref float po = ref MemoryMarshal.GetReference(gx);
+        if (Simd.Level == SimdLevel.Vector512)
+        {
+            var h = Vector512.Create(hi);
+            for (; i <= n - 16; i += 16)
+            {
+                var v = Vector512.LoadUnsafe(ref px, (nuint)i);
+                var keep = Vector512.GreaterThan(v, Vector512<float>.Zero) & Vector512.LessThan(v, h);
+                (Vector512.LoadUnsafe(ref pg, (nuint)i) & keep).StoreUnsafe(ref po, (nuint)i);
+            }
+        }
+        else if (Simd.Level == SimdLevel.Vector256)
+        {
+            var h = Vector256.Create(hi);
+            for (; i <= n - 8; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref px, (nuint)i);
+                var keep = Vector256.GreaterThan(v, Vector256<float>.Zero) & Vector256.LessThan(v, h);
+                (Vector256.LoadUnsafe(ref pg, (nuint)i) & keep).StoreUnsafe(ref po, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = Unsafe.Add(ref px, i);
+            Unsafe.Add(ref po, i) = v > 0 && v < hi ? Unsafe.Add(ref pg, i) : 0f;
+        }
+    }
+
     /// <summary>GELU backward: gx = gy * d gelu(x) / dx.</summary>
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, Span<float> gx, bool tanhApprox)
     {

@@ -166,20 +166,24 @@ public static partial class Ops
     public static Tensor Relu(Tensor x)
     {
         var r = Unary(x, "relu", (a, d) => TensorPrimitives.Max(a, 0f, d));
-        return Tensor.Record(r, "relu", [x], g => [Mul(g, Unary(x, "relu", (a, d) =>
-        {
-            for (int i = 0; i < d.Length; i++) d[i] = a[i] > 0 ? 1f : 0f;
-        }))]);
+        return Tensor.Record(r, "relu", [x], g => [ClampGrad(x, g, float.PositiveInfinity)]);
+    }
+
+    // The gradient of a clamp to (0, hi): g where 0 < x < hi, else 0, in one fused pass.
+    private static Tensor ClampGrad(Tensor x, Tensor g, float hi)
+    {
+        var xd = x.Dense<float>();
+        var gd = g.Dense<float>();
+        var gx = GC.AllocateUninitializedArray<float>(xd.Length);
+        Broadcasting.Chunked(xd.Length, (s, e) => Cpu.VecKernels.ClampGrad(xd.AsSpan(s, e - s), gd.AsSpan(s, e - s), gx.AsSpan(s, e - s), hi));
+        return new Tensor(gx, (int[])x.ShapeArr.Clone());
     }
 
     /// <summary>min(max(x, 0), 6).</summary>
     public static Tensor Relu6(Tensor x)
     {
         var r = Unary(x, "relu6", (a, d) => { TensorPrimitives.Max(a, 0f, d); TensorPrimitives.Min(d, 6f, d); });
-        return Tensor.Record(r, "relu6", [x], g => [Mul(g, Unary(x, "relu6", (a, d) =>
-        {
-            for (int i = 0; i < d.Length; i++) d[i] = a[i] > 0 && a[i] < 6 ? 1f : 0f;
-        }))]);
+        return Tensor.Record(r, "relu6", [x], g => [ClampGrad(x, g, 6f)]);
     }
 
     // ------------------------------------------------------------------ operators on Tensor
