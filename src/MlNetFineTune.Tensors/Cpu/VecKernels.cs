@@ -316,6 +316,79 @@ public static class VecKernels
         }
     }
 
+    /// <summary>y = x * a + b.</summary>
+    public static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> y)
+    {
+        int n = x.Length, i = 0;
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        if (Simd.Level >= SimdLevel.Vector256)
+        {
+            var va = Vector256.Create(a);
+            var vb = Vector256.Create(b);
+            for (; i <= n - 8; i += 8)
+                Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref px, (nuint)i), va, vb).StoreUnsafe(ref py, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref py, i) = MathF.FusedMultiplyAdd(Unsafe.Add(ref px, i), a, b);
+    }
+
+    /// <summary>Sum of (x - mu)^2 over a row, in float vector lanes (the caller adds rows in double).</summary>
+    public static float SumSquaredDeviation(ReadOnlySpan<float> x, float mu)
+    {
+        int n = x.Length, i = 0;
+        ref float px = ref MemoryMarshal.GetReference(x);
+        float s = 0;
+        if (Simd.Level >= SimdLevel.Vector256 && n >= 8)
+        {
+            var m = Vector256.Create(mu);
+            Vector256<float> a0 = Vector256<float>.Zero, a1 = Vector256<float>.Zero;
+            for (; i <= n - 16; i += 16)
+            {
+                var d0 = Vector256.LoadUnsafe(ref px, (nuint)i) - m;
+                var d1 = Vector256.LoadUnsafe(ref px, (nuint)(i + 8)) - m;
+                a0 = Vector256.FusedMultiplyAdd(d0, d0, a0);
+                a1 = Vector256.FusedMultiplyAdd(d1, d1, a1);
+            }
+            for (; i <= n - 8; i += 8)
+            {
+                var d0 = Vector256.LoadUnsafe(ref px, (nuint)i) - m;
+                a0 = Vector256.FusedMultiplyAdd(d0, d0, a0);
+            }
+            s = Vector256.Sum(a0 + a1);
+        }
+        for (; i < n; i++) { float d = Unsafe.Add(ref px, i) - mu; s += d * d; }
+        return s;
+    }
+
+    /// <summary>(sum g, sum g * (x - mu)) over a row, in float vector lanes (the caller adds rows in double).</summary>
+    public static (float SumG, float SumGX) SumAndCenteredDot(ReadOnlySpan<float> g, ReadOnlySpan<float> x, float mu)
+    {
+        int n = g.Length, i = 0;
+        ref float pg = ref MemoryMarshal.GetReference(g);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        float sg = 0, sgx = 0;
+        if (Simd.Level >= SimdLevel.Vector256 && n >= 8)
+        {
+            var m = Vector256.Create(mu);
+            Vector256<float> ag = Vector256<float>.Zero, agx = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+            {
+                var gv = Vector256.LoadUnsafe(ref pg, (nuint)i);
+                ag += gv;
+                agx = Vector256.FusedMultiplyAdd(gv, Vector256.LoadUnsafe(ref px, (nuint)i) - m, agx);
+            }
+            sg = Vector256.Sum(ag);
+            sgx = Vector256.Sum(agx);
+        }
+        for (; i < n; i++)
+        {
+            float gv = Unsafe.Add(ref pg, i);
+            sg += gv;
+            sgx += gv * (Unsafe.Add(ref px, i) - mu);
+        }
+        return (sg, sgx);
+    }
+
     /// <summary>Gradient of a clamp to (0, hi): gx = gy where 0 &lt; x &lt; hi, else 0 (NaN inputs give 0).</summary>
     public static void ClampGrad(ReadOnlySpan<float> x, ReadOnlySpan<float> gy, Span<float> gx, float hi)
     {

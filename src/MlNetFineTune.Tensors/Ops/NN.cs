@@ -293,11 +293,7 @@ public static partial class Ops
                     for (int b = 0; b < n; b++) s += VecKernels.Sum(xd.AsSpan((b * c + ch) * hw, hw));
                     double mu = s / m;
                     double ss = 0;
-                    for (int b = 0; b < n; b++)
-                    {
-                        var row = xd.AsSpan((b * c + ch) * hw, hw);
-                        for (int i = 0; i < hw; i++) { double dv = row[i] - mu; ss += dv * dv; }
-                    }
+                    for (int b = 0; b < n; b++) ss += VecKernels.SumSquaredDeviation(xd.AsSpan((b * c + ch) * hw, hw), (float)mu);
                     double var = ss / m;
                     mean[ch] = (float)mu;
                     rstd[ch] = (float)(1.0 / Math.Sqrt(var + eps));
@@ -312,7 +308,7 @@ public static partial class Ops
             var rv = runningVar.Dense<float>();
             for (int ch = 0; ch < c; ch++) { mean[ch] = rm[ch]; rstd[ch] = 1f / MathF.Sqrt(rv[ch] + eps); }
         }
-        var y = new float[xd.Length];
+        var y = GC.AllocateUninitializedArray<float>(xd.Length);
         WorkerPool.For(n * c, 1, (s0, s1) =>
         {
             for (int bc = s0; bc < s1; bc++)
@@ -320,9 +316,7 @@ public static partial class Ops
                 int ch = bc % c;
                 float scale = rstd[ch] * (wd?[ch] ?? 1f);
                 float shift = (bd?[ch] ?? 0f) - mean[ch] * scale;
-                var src = xd.AsSpan(bc * hw, hw);
-                var dst = y.AsSpan(bc * hw, hw);
-                for (int i = 0; i < hw; i++) dst[i] = src[i] * scale + shift;
+                VecKernels.Affine(xd.AsSpan(bc * hw, hw), scale, shift, y.AsSpan(bc * hw, hw));
             }
         });
         var shape = (int[])x.ShapeArr.Clone();
@@ -330,7 +324,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, shape), "batch_norm2d", inputs, g =>
         {
             var gd = g.Dense<float>();
-            var gx = new float[xd.Length];
+            var gx = GC.AllocateUninitializedArray<float>(xd.Length);
             var gw = new float[c];
             var gb = new float[c];
             WorkerPool.For(c, 1, (c0, c1) =>
@@ -341,30 +335,27 @@ public static partial class Ops
                     float mu = mean[ch], rs = rstd[ch];
                     for (int b = 0; b < n; b++)
                     {
-                        var gr = gd.AsSpan((b * c + ch) * hw, hw);
-                        var xr = xd.AsSpan((b * c + ch) * hw, hw);
-                        for (int i = 0; i < hw; i++) { sg += gr[i]; sgx += gr[i] * (xr[i] - mu) * rs; }
+                        var (rowG, rowGX) = VecKernels.SumAndCenteredDot(gd.AsSpan((b * c + ch) * hw, hw), xd.AsSpan((b * c + ch) * hw, hw), mu);
+                        sg += rowG;
+                        sgx += rowGX;
                     }
+                    sgx *= rs;
                     gw[ch] = (float)sgx;
                     gb[ch] = (float)sg;
                     float w = wd?[ch] ?? 1f;
+                    // Training: gx = w rs (g - k1 - xhat k2), xhat = (x - mu) rs, i.e. a g + b x + d.
+                    float k1 = (float)(sg / m), k2 = (float)(sgx / m);
+                    float a = w * rs, bx = training ? -w * rs * rs * k2 : 0f, d = training ? w * rs * (mu * rs * k2 - k1) : 0f;
                     for (int b = 0; b < n; b++)
                     {
                         var gr = gd.AsSpan((b * c + ch) * hw, hw);
                         var xr = xd.AsSpan((b * c + ch) * hw, hw);
                         var gxr = gx.AsSpan((b * c + ch) * hw, hw);
+                        System.Numerics.Tensors.TensorPrimitives.Multiply(gr, a, gxr);
                         if (training)
                         {
-                            float k1 = (float)(sg / m), k2 = (float)(sgx / m);
-                            for (int i = 0; i < hw; i++)
-                            {
-                                float xh = (xr[i] - mu) * rs;
-                                gxr[i] = w * rs * (gr[i] - k1 - xh * k2);
-                            }
-                        }
-                        else
-                        {
-                            for (int i = 0; i < hw; i++) gxr[i] = gr[i] * w * rs;
+                            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(xr, bx, gxr, gxr);
+                            System.Numerics.Tensors.TensorPrimitives.Add(gxr, d, gxr);
                         }
                     }
                 }

@@ -120,7 +120,7 @@ public sealed class ImageClassificationTrainer(ImageClassificationOptions option
         // A probe trains a linear layer on cached features: cheap epochs, so many of them with patience. A pretrained
         // network fine-tunes for a few epochs; one from scratch has everything to learn and gets more, and more patience.
         var defaults = probe ? (100, 1e-2) : scratch ? (30, 1e-3) : (5, 1e-3);
-        bool patienceUnset = options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience;
+        bool patienceUnset = options.Training.PatienceIsDefault;
         var training = TextTraining.Resolve(options.Training, options.Epochs, options.BatchSize, options.LearningRate, defaults, seed) with
         {
             // A pretrained backbone fine-tunes at a tenth of the head's rate; a scratch one has nothing to preserve.

@@ -136,7 +136,7 @@ public sealed class TextClassificationTrainer
         var training = TextTraining.Resolve(_options.Training, _options.Epochs, _options.BatchSize, _options.LearningRate,
             transformer ? (3, 3e-5) : (autoEpochs, 2e-3), _seed);
         // Many short epochs on a small validation set: one unlucky epoch must not stop training.
-        if (!transformer && _options.Epochs is null && training.Epochs >= 10 && _options.Training.EarlyStoppingPatience == new TrainingOptions().EarlyStoppingPatience)
+        if (!transformer && _options.Epochs is null && training.Epochs >= 10 && _options.Training.PatienceIsDefault)
             training = training with { EarlyStoppingPatience = 5 };
         var task = new TextClassificationTask(backbone, train, validation, labels, training);
         var outcome = TrainingLoop.Run(task, training, progress, cancellationToken);

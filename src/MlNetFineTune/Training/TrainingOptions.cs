@@ -72,7 +72,12 @@ public sealed record TrainingOptions
     /// <summary>L2-SP strength: pulls backbone weights toward their pretrained values (0: off).</summary>
     public float L2SP { get; init; }
     /// <summary>Stop after this many epochs without improvement (null: never stop early).</summary>
-    public int? EarlyStoppingPatience { get; init; } = 2;
+    public int? EarlyStoppingPatience { get; init; } = DefaultPatience;
+
+    private const int DefaultPatience = 2;
+
+    /// <summary>True when the patience was left at its default, so a trainer may pick one for its schedule.</summary>
+    internal bool PatienceIsDefault => EarlyStoppingPatience == DefaultPatience;
     /// <summary>An improvement must beat the best by more than this.</summary>
     public double EarlyStoppingMinDelta { get; init; }
     /// <summary>Folder for per-epoch checkpoints (null: none).</summary>
