@@ -587,6 +587,29 @@ public sealed class GradCheckTests(ITestOutputHelper output)
     });
 
     [Fact]
+    public void MatMul_HeadsSplitFromSequence() => Run(c =>
+    {
+        // [b, s, h, d] viewed as [b, h, s, d]: the batch dims (b, h) have no single stride, so each matrix is
+        // read through its own offset (attention's q k^T and p v).
+        c.Check("q @ k^T over split heads", x => Ops.MatMul(x[0].Permute(0, 2, 1, 3), x[1].Permute(0, 2, 3, 1)), c.N(2, 5, 3, 4), c.N(2, 6, 3, 4));
+        c.Check("p @ v over split heads", x => Ops.MatMul(x[0], x[1].Permute(0, 2, 1, 3)), c.N(2, 3, 5, 6), c.N(2, 6, 3, 4));
+    });
+
+    [Fact]
+    public void MatMulThroughOffsetsEqualsMatMulOfCopies()
+    {
+        var rng = new Rng(3);
+        var q = Tensor.RandN(rng, 3, 17, 4, 8).Permute(0, 2, 1, 3);
+        var k = Tensor.RandN(rng, 3, 19, 4, 8).Permute(0, 2, 3, 1);
+        var viaOffsets = Ops.MatMul(q, k).ToArray();
+        var viaCopies = Ops.MatMul(Ops.Contiguous(q), Ops.Contiguous(k)).ToArray();
+        // Equal up to rounding: the copy is row-major where the view is read transposed, so the kernels differ.
+        Assert.Equal(viaCopies.Length, viaOffsets.Length);
+        for (int i = 0; i < viaCopies.Length; i++)
+            Assert.True(Math.Abs(viaCopies[i] - viaOffsets[i]) <= 1e-5f * (1 + Math.Abs(viaCopies[i])), $"element {i}: {viaOffsets[i]} vs {viaCopies[i]}");
+    }
+
+    [Fact]
     public void MatMul_SameTensorBothOperands() => Run(c =>
     {
         c.Check("x @ x", x => Ops.MatMul(x[0], x[0]), c.N(3, 3));

@@ -123,6 +123,52 @@ public static class Gemm
         }
     }
 
+    /// <summary>
+    /// As <see cref="SgemmBatched"/>, with an explicit start offset per matrix of A and of B (for batches whose
+    /// dims do not collapse to one stride, e.g. attention heads split out of [batch, seq, heads, dim]); C is
+    /// matrix i at cOffset + i * strideC.
+    /// </summary>
+    public static unsafe void SgemmBatchedOffsets(int batch, bool transA, bool transB, int m, int n, int k,
+        float[] a, long[] aOffsets, int lda, float[] b, long[] bOffsets, int ldb,
+        float[] c, int cOffset, int ldc, long strideC, bool accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(c);
+        if (aOffsets.Length < batch || bOffsets.Length < batch) throw new ArgumentException("SgemmBatchedOffsets: fewer offsets than matrices.");
+        if (batch == 0 || m == 0 || n == 0) return;
+        for (int i = 0; i < batch; i++)
+        {
+            CheckOperand(nameof(a), a.Length, checked((int)aOffsets[i]), 0, 1, transA ? k : m, transA ? m : k, lda);
+            CheckOperand(nameof(b), b.Length, checked((int)bOffsets[i]), 0, 1, transB ? n : k, transB ? k : n, ldb);
+        }
+        CheckOperand(nameof(c), c.Length, cOffset, strideC, batch, m, n, ldc);
+        int threads = WorkerPool.Threads;
+        long work = (long)m * n * k;
+        bool overBatch = batch > 1 && threads > 1 && (work < (1L << 22) || batch >= 4 * threads);
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            var job = BatchJob.ForThisThread();
+            job.Level = CurrentLevel;
+            job.TransA = transA; job.TransB = transB;
+            job.M = m; job.N = n; job.K = k;
+            job.A = pa; job.Lda = lda; job.OffA = aOffsets;
+            job.B = pb; job.Ldb = ldb; job.OffB = bOffsets;
+            job.C = pc + cOffset; job.Ldc = ldc; job.StrideC = (nint)strideC;
+            job.Accumulate = accumulate;
+            try
+            {
+                if (overBatch) WorkerPool.For(batch, 1, job, static (j, start, end) => j.RunRange(start, end, 1));
+                else job.RunRange(0, batch, threads);
+            }
+            finally
+            {
+                job.A = job.B = job.C = null;
+                job.OffA = job.OffB = null;
+            }
+        }
+    }
+
     private sealed unsafe class BatchJob
     {
         [ThreadStatic] private static BatchJob? t_job;
@@ -133,12 +179,13 @@ public static class Gemm
         public int M, N, K, Lda, Ldb, Ldc;
         public float* A, B, C;
         public nint StrideA, StrideB, StrideC;
+        public long[]? OffA, OffB;   // per-matrix offsets instead of StrideA / StrideB when set
 
         public void RunRange(int start, int end, int maxThreads)
         {
             for (int i = start; i < end; i++)
-                Multiply(Level, TransA, TransB, M, N, K, A + i * StrideA, Lda, B + i * StrideB, Ldb,
-                    C + i * StrideC, Ldc, Accumulate, maxThreads);
+                Multiply(Level, TransA, TransB, M, N, K, A + (OffA is null ? i * StrideA : (nint)OffA[i]), Lda,
+                    B + (OffB is null ? i * StrideB : (nint)OffB[i]), Ldb, C + i * StrideC, Ldc, Accumulate, maxThreads);
         }
     }
 

@@ -34,6 +34,26 @@ public static partial class Ops
         return stride < 0 ? 0 : stride;
     }
 
+    // The storage offset of every matrix of t (batch dims expanded to batchShape), in row-major batch order.
+    private static long[] BatchOffsets(Tensor t, int[] batchShape)
+    {
+        int nb = batchShape.Length, count = ShapeUtil.Numel(batchShape);
+        var offsets = new long[count];
+        var index = new int[nb];
+        long off = t.Offset;
+        for (int i = 0; i < count; i++)
+        {
+            offsets[i] = off;
+            for (int d = nb - 1; d >= 0; d--)
+            {
+                if (++index[d] < batchShape[d]) { off += t.StridesArr[d]; break; }
+                off -= (long)t.StridesArr[d] * (batchShape[d] - 1);
+                index[d] = 0;
+            }
+        }
+        return offsets;
+    }
+
     /// <summary>
     /// Matrix product with PyTorch's matmul semantics: 1-D operands are promoted, leading batch dims broadcast.
     /// Transposed views are passed to GEMM as transposed operands, never copied.
@@ -65,21 +85,28 @@ public static partial class Ops
         }
         var la = MatrixLayout(ae);
         long? sa = BatchStride(ae, batchShape);
-        if (la is null || sa is null) { ae = Contiguous(Reshape(Contiguous(ae), [.. batchShape, m, k])); la = (false, k); sa = (long)m * k; }
+        if (la is null) { ae = Contiguous(Reshape(Contiguous(ae), [.. batchShape, m, k])); la = (false, k); sa = (long)m * k; }
         var lb = MatrixLayout(be);
         long? sb = BatchStride(be, batchShape);
-        if (lb is null || sb is null) { be = Contiguous(Reshape(Contiguous(be), [.. batchShape, k, n])); lb = (false, n); sb = (long)k * n; }
+        if (lb is null) { be = Contiguous(Reshape(Contiguous(be), [.. batchShape, k, n])); lb = (false, n); sb = (long)k * n; }
 
         int[] outShape = [.. batchShape, m, n];
         // The GEMM overwrites every element (k = 0 writes zeros only through a zeroed array).
         var c = k > 0 ? GC.AllocateUninitializedArray<float>(ShapeUtil.Numel(outShape)) : new float[ShapeUtil.Numel(outShape)];
-        if (c.Length > 0)
+        if (c.Length > 0 && (sa is null || sb is null))
+        {
+            // Batch dims that no single stride walks (heads split out of [batch, seq, heads, dim]): each matrix
+            // is read where it lies, through its own offset, instead of copying the operand.
+            Gemm.SgemmBatchedOffsets(batch, la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, BatchOffsets(ae, batchShape), la.Value.Ld,
+                be.F, BatchOffsets(be, batchShape), lb.Value.Ld, c, 0, n, (long)m * n, accumulate: false);
+        }
+        else if (c.Length > 0)
         {
             if (batch == 1)
                 Gemm.Sgemm(la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, be.F, be.Offset, lb.Value.Ld, c, 0, n, accumulate: false);
             else
-                Gemm.SgemmBatched(batch, la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, sa.Value,
-                    be.F, be.Offset, lb.Value.Ld, sb.Value, c, 0, n, (long)m * n, accumulate: false);
+                Gemm.SgemmBatched(batch, la.Value.Trans, lb.Value.Trans, m, n, k, ae.F, ae.Offset, la.Value.Ld, sa.GetValueOrDefault(),
+                    be.F, be.Offset, lb.Value.Ld, sb.GetValueOrDefault(), c, 0, n, (long)m * n, accumulate: false);
         }
         var result = new Tensor(c, outShape);
         int[] aShape = a.ShapeArr, bShape = b.ShapeArr;
