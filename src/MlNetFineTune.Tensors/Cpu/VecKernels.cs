@@ -316,6 +316,55 @@ public static class VecKernels
         }
     }
 
+    /// <summary>
+    /// Dropout of one chunk: element i is kept when its 32-bit draw (two per 64-bit output of rng, low half first)
+    /// is at least threshold; kept elements are scaled, the others zeroed; keep gets 1 or 0.
+    /// </summary>
+    public static void DropoutChunk(ReadOnlySpan<float> x, Span<float> y, Span<byte> keep, Rng rng, uint threshold, float scale)
+    {
+        int n = x.Length, i = 0;
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        ref byte pk = ref MemoryMarshal.GetReference(keep);
+        for (; i + 1 < n; i += 2)
+        {
+            ulong bits = rng.NextUInt64();
+            bool k0 = (uint)bits >= threshold, k1 = (uint)(bits >> 32) >= threshold;
+            Unsafe.Add(ref pk, i) = k0 ? (byte)1 : (byte)0;
+            Unsafe.Add(ref pk, i + 1) = k1 ? (byte)1 : (byte)0;
+            Unsafe.Add(ref py, i) = k0 ? Unsafe.Add(ref px, i) * scale : 0f;
+            Unsafe.Add(ref py, i + 1) = k1 ? Unsafe.Add(ref px, i + 1) * scale : 0f;
+        }
+        if (i < n)
+        {
+            bool k0 = (uint)rng.NextUInt64() >= threshold;
+            Unsafe.Add(ref pk, i) = k0 ? (byte)1 : (byte)0;
+            Unsafe.Add(ref py, i) = k0 ? Unsafe.Add(ref px, i) * scale : 0f;
+        }
+    }
+
+    /// <summary>gx = keep ? gy * scale : 0 (keep is 0 or 1 per element).</summary>
+    public static void MaskedScale(ReadOnlySpan<float> gy, ReadOnlySpan<byte> keep, float scale, Span<float> gx)
+    {
+        int n = gy.Length, i = 0;
+        ref float pg = ref MemoryMarshal.GetReference(gy);
+        ref byte pk = ref MemoryMarshal.GetReference(keep);
+        ref float po = ref MemoryMarshal.GetReference(gx);
+        if (Simd.Level >= SimdLevel.Vector256)
+        {
+            var s = Vector256.Create(scale);
+            for (; i <= n - 8; i += 8)
+            {
+                var bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref pk, i))).AsByte();
+                var words = Vector128.WidenLower(bytes);                                    // 8 x ushort
+                var m = Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words)); // 8 x uint
+                var kept = ~Vector256.Equals(m, Vector256<uint>.Zero).AsSingle();            // all ones where kept
+                ((Vector256.LoadUnsafe(ref pg, (nuint)i) * s) & kept).StoreUnsafe(ref po, (nuint)i);
+            }
+        }
+        for (; i < n; i++) Unsafe.Add(ref po, i) = Unsafe.Add(ref pk, i) != 0 ? Unsafe.Add(ref pg, i) * scale : 0f;
+    }
+
     /// <summary>y = x * a + b.</summary>
     public static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> y)
     {

@@ -118,19 +118,7 @@ public static partial class Ops
             {
                 var r = new Rng(streamSeed ^ (0x9E3779B97F4A7C15UL * (ulong)(c + 1)));
                 int start = c * DropoutChunk, end = Math.Min(n, start + DropoutChunk);
-                for (int i = start; i < end; i += 2)
-                {
-                    ulong bits = r.NextUInt64();
-                    byte k0 = (uint)bits >= threshold ? (byte)1 : (byte)0;
-                    keep[i] = k0;
-                    y[i] = k0 != 0 ? src[i] * scale : 0f;
-                    if (i + 1 < end)
-                    {
-                        byte k1 = (uint)(bits >> 32) >= threshold ? (byte)1 : (byte)0;
-                        keep[i + 1] = k1;
-                        y[i + 1] = k1 != 0 ? src[i + 1] * scale : 0f;
-                    }
-                }
+                VecKernels.DropoutChunk(src.AsSpan(start, end - start), y.AsSpan(start, end - start), keep.AsSpan(start, end - start), r, threshold, scale);
             }
         });
         var shape = (int[])x.ShapeArr.Clone();
@@ -141,7 +129,7 @@ public static partial class Ops
             WorkerPool.For(chunks, 1, (cs, ce) =>
             {
                 int start = cs * DropoutChunk, end = Math.Min(n, ce * DropoutChunk);
-                for (int i = start; i < end; i++) gx[i] = keep[i] != 0 ? gd[i] * scale : 0f;
+                VecKernels.MaskedScale(gd.AsSpan(start, end - start), keep.AsSpan(start, end - start), scale, gx.AsSpan(start, end - start));
             });
             return [new Tensor(gx, shape)];
         });
