@@ -198,7 +198,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, shape), "layer_norm", inputs, g =>
         {
             var gd = g.Dense<float>();
-            var gx = new float[xd.Length];
+            var gx = GC.AllocateUninitializedArray<float>(xd.Length);
             int threads = Math.Max(1, Math.Min(WorkerPool.Threads, rows));
             var gwPart = new float[threads][];
             var gbPart = new float[threads][];
@@ -214,17 +214,20 @@ public static partial class Ops
                     var xr = xd.AsSpan(r * len, len);
                     var gr = gd.AsSpan(r * len, len);
                     float m = mean[r], rs = rstd[r];
-                    for (int i = 0; i < len; i++)
-                    {
-                        xhat[i] = (xr[i] - m) * rs;
-                        gwp[i] += gr[i] * xhat[i];
-                        gbp[i] += gr[i];
-                        gxh[i] = wd is null ? gr[i] : gr[i] * wd[i];
-                    }
+                    // Vectorised row passes (the row stays in L1): xhat = (x - m) rs; gw += g xhat; gb += g;
+                    // gxh = g w; gx = rs (gxh - mean(gxh) - xhat mean(gxh xhat)).
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(xr, m, xhat);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(xhat, rs, xhat);
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(gr, xhat, gwp, gwp);
+                    System.Numerics.Tensors.TensorPrimitives.Add(gbp, gr, gbp);
+                    if (wd is null) gr.CopyTo(gxh);
+                    else System.Numerics.Tensors.TensorPrimitives.Multiply(gr, wd, gxh);
                     float meanG = VecKernels.Sum(gxh) / len;
                     float meanGX = VecKernels.Dot(gxh, xhat) / len;
                     var gxr = gx.AsSpan(r * len, len);
-                    for (int i = 0; i < len; i++) gxr[i] = rs * (gxh[i] - meanG - xhat[i] * meanGX);
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(gxh, meanG, gxr);
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(xhat, -meanGX, gxr, gxr);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(gxr, rs, gxr);
                 }
             });
             Tensor? gW = null, gB = null;
