@@ -52,6 +52,7 @@ public sealed class ConvKernelTests
         // At or above that size: one GEMM per image, images split over the threads.
         ["per_image_16x15_p1_batch3"] = new(3, 3, 16, 15, 4, 3, 3, PH: 1, PW: 1),
         ["per_image_1x1_16x16_batch2"] = new(2, 5, 16, 16, 3, 1, 1),
+        ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         ["single_channel_c1"] = new(2, 1, 6, 6, 3, 3, 3, PH: 1, PW: 1),
         ["dw_m1_3x3_s1_p1_batch3"] = new(3, 4, 9, 9, 4, 3, 3, PH: 1, PW: 1, G: 4),
         ["dw_m2_3x3_s1_p1"] = new(1, 3, 7, 11, 6, 3, 3, PH: 1, PW: 1, G: 3),
@@ -85,7 +86,26 @@ public sealed class ConvKernelTests
 
     [Theory]
     [MemberData(nameof(ConvCaseNames))]
-    public void Conv2d_AllKernels_MatchNaive_AtEveryLevelAndThreadCount(string name)
+    public void Conv2d_AllKernels_MatchNaive_AtEveryLevelAndThreadCount(string name) => CheckConvCase(name);
+
+    [Fact]
+    public void Conv2d_ColumnBlocks_MatchNaive()
+    {
+        // A tiny L2 budget makes every per-image im2col run in blocks of 64 output pixels (several per image).
+        int before = ConvKernels.ColumnBlockBytes;
+        ConvKernels.ColumnBlockBytes = 2048;
+        try
+        {
+            foreach (var name in new[] { "per_image_16x15_p1_batch3", "3x3_p3", "3x3_s1_p1", "block_cols_d2_p2_batch1", "7x7_s2_p3_batch1" })
+                CheckConvCase(name);
+        }
+        finally
+        {
+            ConvKernels.ColumnBlockBytes = before;
+        }
+    }
+
+    private void CheckConvCase(string name)
     {
         var cc = ConvCases[name];
         var s = cc.Shape;
