@@ -659,60 +659,18 @@ public static class ConvKernels
     }
 
     private static void Im2colChannels(in Conv2dShape s, float[] x, int xOff, float[] col, int c0, int c1)
-    {
-        int h = s.H, w = s.W, oh = s.OH, ow = s.OW, p = oh * ow;
-        int sH = s.StrideH, sW = s.StrideW;
-        for (int c = c0; c < c1; c++)
-        for (int kh = 0; kh < s.KH; kh++)
-        for (int kw = 0; kw < s.KW; kw++)
-        {
-            int row = (c * s.KH + kh) * s.KW + kw;
-            var dst = col.AsSpan(row * p, p);
-            int offW = kw * s.DilationW - s.PadW;
-            int offH = kh * s.DilationH - s.PadH;
-            for (int y = 0; y < oh; y++)
-            {
-                var dstRow = dst.Slice(y * ow, ow);
-                int ih = y * sH + offH;
-                if ((uint)ih >= (uint)h)
-                {
-                    dstRow.Clear();
-                    continue;
-                }
-                int srcBase = xOff + (c * h + ih) * w;
-                if (sW == 1)
-                {
-                    int lo = Math.Max(0, -offW), hi = Math.Min(ow, w - offW);
-                    if (hi <= lo)
-                    {
-                        dstRow.Clear();
-                        continue;
-                    }
-                    dstRow.Slice(0, lo).Clear();
-                    x.AsSpan(srcBase + lo + offW, hi - lo).CopyTo(dstRow.Slice(lo));
-                    dstRow.Slice(hi).Clear();
-                }
-                else
-                {
-                    for (int xo = 0; xo < ow; xo++)
-                    {
-                        int iw = xo * sW + offW;
-                        dstRow[xo] = (uint)iw < (uint)w ? x[srcBase + iw] : 0f;
-                    }
-                }
-            }
-        }
-    }
+        => Im2colRange(s, x, xOff, col, 0, s.OH * s.OW, c0, c1);
 
     /// <summary>
-    /// The im2col columns of output pixels [q0, q1) only: col[row * (q1 - q0) + (q - q0)] for every row
-    /// (c, kh, kw) of the C/groups channels at <paramref name="xOff"/>.
+    /// The im2col columns of output pixels [q0, q1): col[row * (q1 - q0) + (q - q0)] for the rows (c, kh, kw) of
+    /// channels [c0, c1) (all C/groups by default) of the group at <paramref name="xOff"/>.
     /// </summary>
-    private static void Im2colRange(in Conv2dShape s, float[] x, int xOff, float[] col, int q0, int q1)
+    private static void Im2colRange(in Conv2dShape s, float[] x, int xOff, float[] col, int q0, int q1, int c0 = 0, int c1 = -1)
     {
+        if (c1 < 0) c1 = s.CPerGroup;
         int h = s.H, w = s.W, ow = s.OW, nb = q1 - q0;
         int sH = s.StrideH, sW = s.StrideW;
-        for (int c = 0; c < s.CPerGroup; c++)
+        for (int c = c0; c < c1; c++)
         for (int kh = 0; kh < s.KH; kh++)
         for (int kw = 0; kw < s.KW; kw++)
         {
