@@ -242,7 +242,7 @@ public static class Commands
             if (ctx.Model.GetTask(path) == "ner")
             {
                 var m = ctx.Model.LoadNer(path);
-                if (file is not null && IsConll(file))
+                if (file is not null && NerDataset.IsConllPath(file))
                 {
                     // Pre-split sentences: one "word<TAB>gold<TAB>predicted" line per word (CoNLL, blank line between
                     // sentences), or a JSON object per sentence.
@@ -288,13 +288,6 @@ public static class Commands
             return 0;
         }));
         return cmd;
-    }
-
-    private static bool IsConll(string path)
-    {
-        var name = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
-        return name.EndsWith(".conll", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".bio", StringComparison.OrdinalIgnoreCase)
-            || name.EndsWith(".iob", StringComparison.OrdinalIgnoreCase);
     }
 
     private static Command DemoCommand(TextWriter stdout, TextWriter stderr)

@@ -90,36 +90,38 @@ public static class Gemm
         CheckOperand(nameof(b), b.Length, bOffset, strideB, batch, transB ? n : k, transB ? k : n, ldb);
         CheckOperand(nameof(c), c.Length, cOffset, strideC, batch, m, n, ldc);
 
-        SimdLevel level = CurrentLevel;
+        fixed (float* pa = a, pb = b, pc = c)
+            RunBatch(batch, transA, transB, m, n, k, pa + aOffset, lda, (nint)strideA, null, pb + bOffset, ldb, (nint)strideB, null,
+                pc + cOffset, ldc, (nint)strideC, accumulate);
+    }
+
+    // Runs `batch` products: over the batch on the pool when the products are small or many (C matrices must not
+    // overlap), else one after another with every thread inside each. Matrix i of A starts at a + offA[i] when
+    // offsets are given, else at a + i * strideA (the same for B).
+    private static unsafe void RunBatch(int batch, bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, nint strideA, long[]? offA, float* b, int ldb, nint strideB, long[]? offB,
+        float* c, int ldc, nint strideC, bool accumulate)
+    {
         int threads = WorkerPool.Threads;
         long work = (long)m * n * k;
-        bool overBatch = batch > 1 && strideC != 0 && threads > 1
-            && (work < (1L << 22) || batch >= 4 * threads);
-        fixed (float* pa = a, pb = b, pc = c)
+        bool overBatch = batch > 1 && strideC != 0 && threads > 1 && (work < (1L << 22) || batch >= 4 * threads);
+        var job = BatchJob.ForThisThread();
+        job.Level = CurrentLevel;
+        job.TransA = transA; job.TransB = transB;
+        job.M = m; job.N = n; job.K = k;
+        job.A = a; job.Lda = lda; job.StrideA = strideA; job.OffA = offA;
+        job.B = b; job.Ldb = ldb; job.StrideB = strideB; job.OffB = offB;
+        job.C = c; job.Ldc = ldc; job.StrideC = strideC;
+        job.Accumulate = accumulate;
+        try
         {
-            var job = BatchJob.ForThisThread();
-            job.Level = level;
-            job.TransA = transA; job.TransB = transB;
-            job.M = m; job.N = n; job.K = k;
-            job.A = pa + aOffset; job.Lda = lda; job.StrideA = (nint)strideA;
-            job.B = pb + bOffset; job.Ldb = ldb; job.StrideB = (nint)strideB;
-            job.C = pc + cOffset; job.Ldc = ldc; job.StrideC = (nint)strideC;
-            job.Accumulate = accumulate;
-            try
-            {
-                if (overBatch)
-                {
-                    WorkerPool.For(batch, 1, job, static (j, start, end) => j.RunRange(start, end, 1));
-                }
-                else
-                {
-                    job.RunRange(0, batch, threads);
-                }
-            }
-            finally
-            {
-                job.A = job.B = job.C = null;
-            }
+            if (overBatch) WorkerPool.For(batch, 1, job, static (j, start, end) => j.RunRange(start, end, 1));
+            else job.RunRange(0, batch, threads);
+        }
+        finally
+        {
+            job.A = job.B = job.C = null;
+            job.OffA = job.OffB = null;
         }
     }
 
@@ -143,30 +145,8 @@ public static class Gemm
             CheckOperand(nameof(b), b.Length, checked((int)bOffsets[i]), 0, 1, transB ? n : k, transB ? k : n, ldb);
         }
         CheckOperand(nameof(c), c.Length, cOffset, strideC, batch, m, n, ldc);
-        int threads = WorkerPool.Threads;
-        long work = (long)m * n * k;
-        bool overBatch = batch > 1 && threads > 1 && (work < (1L << 22) || batch >= 4 * threads);
         fixed (float* pa = a, pb = b, pc = c)
-        {
-            var job = BatchJob.ForThisThread();
-            job.Level = CurrentLevel;
-            job.TransA = transA; job.TransB = transB;
-            job.M = m; job.N = n; job.K = k;
-            job.A = pa; job.Lda = lda; job.OffA = aOffsets;
-            job.B = pb; job.Ldb = ldb; job.OffB = bOffsets;
-            job.C = pc + cOffset; job.Ldc = ldc; job.StrideC = (nint)strideC;
-            job.Accumulate = accumulate;
-            try
-            {
-                if (overBatch) WorkerPool.For(batch, 1, job, static (j, start, end) => j.RunRange(start, end, 1));
-                else job.RunRange(0, batch, threads);
-            }
-            finally
-            {
-                job.A = job.B = job.C = null;
-                job.OffA = job.OffB = null;
-            }
-        }
+            RunBatch(batch, transA, transB, m, n, k, pa, lda, 0, aOffsets, pb, ldb, 0, bOffsets, pc + cOffset, ldc, (nint)strideC, accumulate);
     }
 
     private sealed unsafe class BatchJob

@@ -4,8 +4,8 @@ namespace MlNetFineTune.Tensors;
 
 public static partial class Ops
 {
-    // Moves the reduced dims last and returns the dense data as [outer, inner] rows plus the result shapes.
-    private static (float[] Data, int Outer, int Inner, int[] OutShape, int[] KeepShape) ReduceLayout(Tensor x, int[]? dims, bool keepDim, string op)
+    // Which dims a reduction removes (every dim when dims is null or empty), checked, with the result shapes.
+    private static (bool[] Reduce, int Outer, int Inner, int[] OutShape, int[] KeepShape) ReduceShapes(Tensor x, int[]? dims, bool keepDim, string op)
     {
         RequireFloat(x, op, "x");
         int rank = x.Rank;
@@ -17,39 +17,23 @@ public static partial class Ops
                 if (reduce[nd]) throw new ArgumentException($"{op}: dimension {nd} listed twice.");
                 reduce[nd] = true;
             }
-        var perm = new List<int>();
         var outShape = new List<int>();
         var keepShape = new int[rank];
         int outer = 1, inner = 1;
         for (int i = 0; i < rank; i++)
-            if (!reduce[i]) { perm.Add(i); outShape.Add(x.ShapeArr[i]); outer *= x.ShapeArr[i]; keepShape[i] = x.ShapeArr[i]; }
-        for (int i = 0; i < rank; i++)
-            if (reduce[i]) { perm.Add(i); inner *= x.ShapeArr[i]; keepShape[i] = 1; }
-        Tensor moved;
-        using (Tensor.NoGrad()) moved = Permute(x.Detach(), [.. perm]);
-        var data = moved.Dense<float>();
-        return (data, outer, inner, keepDim ? keepShape : [.. outShape], keepShape);
+            if (!reduce[i]) { outShape.Add(x.ShapeArr[i]); outer *= x.ShapeArr[i]; keepShape[i] = x.ShapeArr[i]; }
+            else { inner *= x.ShapeArr[i]; keepShape[i] = 1; }
+        return (reduce, outer, inner, keepDim ? keepShape : [.. outShape], keepShape);
     }
 
-    // For a contiguous x whose reduced dims are exactly its leading ones (a bias gradient: sum over the rows of
-    // [rows, cols]), the number of reduced rows; 0 otherwise. Such sums add whole rows with vector adds instead
-    // of transposing the data first.
-    private static int LeadingReducedRows(Tensor x, int[]? dims)
+    // Moves the reduced dims last and returns the dense data as [outer, inner] rows plus the result shapes.
+    private static (float[] Data, int Outer, int Inner, int[] OutShape, int[] KeepShape) ReduceLayout(Tensor x, int[]? dims, bool keepDim, string op)
     {
-        if (dims is null || dims.Length == 0 || dims.Length >= x.Rank || !x.IsContiguous) return 0;
-        var reduce = new bool[x.Rank];
-        foreach (var d in dims)
-        {
-            int nd = d < 0 ? d + x.Rank : d;
-            if (nd < 0 || nd >= x.Rank || reduce[nd]) return 0;
-            reduce[nd] = true;
-        }
-        int lead = 0;
-        while (lead < x.Rank && reduce[lead]) lead++;
-        if (lead != dims.Length) return 0;
-        int rows = 1;
-        for (int i = 0; i < lead; i++) rows *= x.ShapeArr[i];
-        return rows;
+        var (reduce, outer, inner, outShape, keepShape) = ReduceShapes(x, dims, keepDim, op);
+        int[] perm = [.. Enumerable.Range(0, x.Rank).Where(i => !reduce[i]), .. Enumerable.Range(0, x.Rank).Where(i => reduce[i])];
+        Tensor moved;
+        using (Tensor.NoGrad()) moved = Permute(x.Detach(), perm);
+        return (moved.Dense<float>(), outer, inner, outShape, keepShape);
     }
 
     // Column sums of a contiguous [rows, cols] block: each column added in row order by one thread, so the
@@ -68,34 +52,20 @@ public static partial class Ops
         return r;
     }
 
-    // The shapes of ReduceLayout without moving any data (dims already validated by the caller's fast path).
-    private static (int Outer, int Inner, int Unused, int[] OutShape, int[] KeepShape) ReduceShapes(Tensor x, int[] dims, bool keepDim)
-    {
-        int rank = x.Rank;
-        var reduce = new bool[rank];
-        foreach (var d in dims) reduce[ShapeUtil.NormDim(d, rank, "sum")] = true;
-        var outShape = new List<int>();
-        var keepShape = new int[rank];
-        int outer = 1, inner = 1;
-        for (int i = 0; i < rank; i++)
-            if (!reduce[i]) { outShape.Add(x.ShapeArr[i]); outer *= x.ShapeArr[i]; keepShape[i] = x.ShapeArr[i]; }
-            else { inner *= x.ShapeArr[i]; keepShape[i] = 1; }
-        return (outer, inner, 0, keepDim ? keepShape : [.. outShape], keepShape);
-    }
-
     /// <summary>Sum over <paramref name="dims"/> (every dim when null or empty).</summary>
     public static Tensor Sum(Tensor x, int[]? dims = null, bool keepDim = false)
     {
+        var (reduce, outer, inner, outShape, keepShape) = ReduceShapes(x, dims, keepDim, "sum");
+        // A contiguous x reduced over exactly its leading dims (a bias gradient: the rows of [rows, cols]) adds
+        // whole rows with vector adds instead of transposing the data first.
+        int lead = 0;
+        while (lead < reduce.Length && reduce[lead]) lead++;
         float[] r;
-        int[] outShape, keepShape;
-        if (LeadingReducedRows(x, dims) is int lead && lead > 0 && x.DType == DType.Float32)
-        {
-            (_, _, _, outShape, keepShape) = ReduceShapes(x, dims!, keepDim);
-            r = ColumnSums(x.F, x.Offset, lead, x.Numel / Math.Max(lead, 1));
-        }
+        if (x.IsContiguous && lead > 0 && lead < reduce.Length && !reduce.Skip(lead).Any(b => b))
+            r = ColumnSums(x.F, x.Offset, inner, outer);
         else
         {
-            (var data, int outer, int inner, outShape, keepShape) = ReduceLayout(x, dims, keepDim, "sum");
+            var data = ReduceLayout(x, dims, keepDim, "sum").Data;
             r = new float[outer];
             WorkerPool.For(outer, Math.Max(1, 16384 / Math.Max(inner, 1)), (s, e) =>
             {

@@ -95,6 +95,9 @@ public sealed class NerDataset : IReadOnlyList<NerSentence>
     /// <summary>Sentence <paramref name="index"/>.</summary>
     public NerSentence this[int index] => _sentences[index];
 
+    /// <summary>True when <paramref name="path"/> names a CoNLL file (.conll, .conll03, .conllu, .bio, .bioes, .iob, .iob2, optionally .gz).</summary>
+    public static bool IsConllPath(string path) => DataFiles.GetKind(path) == DataFileKind.Conll;
+
     /// <summary>Loads a CoNLL file (see <see cref="ConllReader"/>).</summary>
     /// <exception cref="DataFormatException">The file is malformed, holds an invalid tag, or has no sentences.</exception>
     public static NerDataset LoadConll(string path, TagScheme scheme = TagScheme.Bio, CancellationToken cancellationToken = default)
