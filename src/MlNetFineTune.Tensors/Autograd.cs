@@ -1,11 +1,24 @@
 namespace MlNetFineTune.Tensors;
 
-/// <summary>The record of the op that produced a tensor: its inputs and how to map an output gradient to theirs.</summary>
+/// <summary>
+/// The record of the op that produced a tensor: its inputs and how to map an output gradient to theirs. A backward
+/// pass without retainGraph frees it once used (as PyTorch does), which lets the activations it saved be collected
+/// while the rest of the pass still runs.
+/// </summary>
 internal sealed class GradNode(string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
 {
     public string Name { get; } = name;
-    public Tensor[] Inputs { get; } = inputs;
-    public Func<Tensor, Tensor?[]> Backward { get; } = backward;
+    public Tensor[] Inputs { get; private set; } = inputs;
+    public Func<Tensor, Tensor?[]>? Backward { get; private set; } = backward;
+
+    /// <summary>True once a backward pass has used and freed this node.</summary>
+    public bool Freed => Backward is null;
+
+    public void Free()
+    {
+        Backward = null;
+        Inputs = [];
+    }
 }
 
 public sealed partial class Tensor
@@ -33,7 +46,7 @@ public sealed partial class Tensor
         }
     }
 
-    /// <summary>The accumulated gradient of a leaf after <see cref="Backward()"/>.</summary>
+    /// <summary>The accumulated gradient of a leaf after <see cref="Backward(bool)"/>.</summary>
     public Tensor? Grad { get; set; }
 
     /// <summary>True for tensors not produced by a recorded op.</summary>
@@ -95,16 +108,23 @@ public sealed partial class Tensor
     /// </summary>
     [ThreadStatic] public static Dictionary<string, (double Ms, int Count, double Mb)>? BackwardProfile;
 
-    /// <summary>Back-propagates from a one-element tensor (its gradient is 1).</summary>
-    public void Backward()
+    /// <summary>
+    /// Back-propagates from a one-element tensor (its gradient is 1). The graph is freed as the pass goes, so each
+    /// op's saved activations can be collected as soon as its gradient is computed; pass
+    /// <paramref name="retainGraph"/> = true to back-propagate through the same graph again.
+    /// </summary>
+    public void Backward(bool retainGraph = false)
     {
         if (Numel != 1)
             throw new InvalidOperationException($"Backward() without a gradient needs a one-element tensor; tensor{Describe()} has {Numel}. Pass an output gradient.");
-        Backward(Full(1f, ShapeArr));
+        Backward(Full(1f, ShapeArr), retainGraph);
     }
 
-    /// <summary>Back-propagates <paramref name="gradient"/> (same shape as this tensor) through the recorded graph.</summary>
-    public void Backward(Tensor gradient)
+    /// <summary>
+    /// Back-propagates <paramref name="gradient"/> (same shape as this tensor) through the recorded graph, freeing it
+    /// unless <paramref name="retainGraph"/> is true.
+    /// </summary>
+    public void Backward(Tensor gradient, bool retainGraph = false)
     {
         ArgumentNullException.ThrowIfNull(gradient);
         if (!_requiresGrad)
@@ -118,6 +138,7 @@ public sealed partial class Tensor
         for (int i = order.Count - 1; i >= 0; i--)
         {
             var t = order[i];
+            order[i] = null!; // the list must not keep activations alive once their gradient has passed
             if (!grads.Remove(t, out var g)) continue;
             if (t.GradFn is null)
             {
@@ -127,14 +148,17 @@ public sealed partial class Tensor
             var prof = BackwardProfile;
             long t0 = prof is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             long a0 = prof is null ? 0 : GC.GetAllocatedBytesForCurrentThread();
-            var inputGrads = t.GradFn.Backward(g);
+            var node = t.GradFn;
+            var inputGrads = node.Backward!(g);
+            g = null!;
             if (prof is not null)
             {
                 var el = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 double mb = (GC.GetAllocatedBytesForCurrentThread() - a0) / 1048576.0;
                 prof[t.GradFn.Name] = prof.TryGetValue(t.GradFn.Name, out var pv) ? (pv.Ms + el, pv.Count + 1, pv.Mb + mb) : (el, 1, mb);
             }
-            var inputs = t.GradFn.Inputs;
+            var inputs = node.Inputs;
+            if (!retainGraph) node.Free();
             for (int k = 0; k < inputs.Length; k++)
             {
                 var gi = k < inputGrads.Length ? inputGrads[k] : null;
@@ -173,6 +197,10 @@ public sealed partial class Tensor
             if (!visited.Add(t)) continue;
             stack.Push((t, true));
             if (t.GradFn is null) continue;
+            if (t.GradFn.Freed)
+                throw new InvalidOperationException(
+                    $"Backward: the graph through '{t.GradFn.Name}' (tensor{t.Describe()}) was freed by an earlier backward pass. " +
+                    "Pass retainGraph: true to the first Backward to back-propagate through it twice.");
             foreach (var x in t.GradFn.Inputs)
                 if (x._requiresGrad && !visited.Contains(x)) stack.Push((x, false));
         }

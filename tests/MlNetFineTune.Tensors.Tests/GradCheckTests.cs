@@ -1077,10 +1077,10 @@ public sealed class GradCheckTests(ITestOutputHelper output)
         var w = Tensor.RandN(rng, 4, 2).RequireGrad();
         var g = Tensor.RandN(rng, 3, 2);
         var y = Ops.Tanh(Ops.MatMul(x, w));
-        y.Backward(g);
+        y.Backward(g, retainGraph: true);
         var gx1 = x.Grad!.ToArray();
         var gw1 = w.Grad!.ToArray();
-        y.Backward(g); // same graph again
+        y.Backward(g); // same graph again (retained by the first pass)
         var gx2 = x.Grad!.ToArray();
         var gw2 = w.Grad!.ToArray();
         for (int i = 0; i < gx1.Length; i++) Assert.Equal(2 * gx1[i], gx2[i], 5);

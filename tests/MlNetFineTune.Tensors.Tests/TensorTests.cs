@@ -113,6 +113,48 @@ public class TensorTests
     }
 
     [Fact]
+    public void BackwardFreesTheGraphUnlessRetained()
+    {
+        var x = Tensor.FromArray(new float[] { 1, 2, 3 }).RequireGrad();
+        var y = Ops.Sum(x * x);
+        y.Backward(retainGraph: true);
+        y.Backward();                          // retained: a second pass works and accumulates
+        Assert.Equal(new float[] { 4, 8, 12 }, x.Grad!.ToArray());
+        var ex = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.Contains("freed by an earlier backward", ex.Message);
+        Assert.Contains("retainGraph", ex.Message);
+        Assert.Equal(new float[] { 4, 8, 12 }, x.Grad!.ToArray()); // the refused pass changed nothing
+    }
+
+    [Fact]
+    public void BackwardReleasesSavedActivationsForCollection()
+    {
+        // A chain whose ops save their inputs: once Backward returns, nothing but the caller's locals may keep them.
+        var x = Tensor.RandN(new Rng(1), 64, 64).RequireGrad();
+        var (loss, weak) = TanhChain(x, 4);
+        loss.Backward();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.All(weak, w => Assert.False(w.IsAlive));
+        Assert.NotNull(x.Grad);
+        GC.KeepAlive(loss);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (Tensor Loss, List<WeakReference> Weak) TanhChain(Tensor x, int depth)
+    {
+        var weak = new List<WeakReference>();
+        Tensor h = x;
+        for (int i = 0; i < depth; i++)
+        {
+            h = Ops.Tanh(h * 1.5f);
+            weak.Add(new WeakReference(h));
+        }
+        return (Ops.Sum(h), weak);
+    }
+
+    [Fact]
     public void GradientsAccumulateWhenATensorIsUsedTwice()
     {
         var x = Tensor.FromArray(new float[] { 1, 2, 3 }).RequireGrad();
