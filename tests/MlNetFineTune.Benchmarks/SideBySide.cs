@@ -14,7 +14,7 @@ namespace MlNetFineTune.Benchmarks;
 /// </summary>
 /// <remarks>
 /// Options: --threads N (default 2), --json FILE, --only NAME[,NAME...] (exact names, or prefixes ending at a '-': gemm, bert-mini, resnet18),
-/// --runs N (timed runs, default 5, the median is reported), --warmup N (default 2), --min-run-ms X (calls per
+/// --runs N (timed runs, default 5, the median is reported), --warmup N (warm-up calls before timing, default 3), --min-run-ms X (calls per
 /// timed run are repeated until a run lasts this long, default 30), --python PATH (default /usr/bin/python3),
 /// --torch-env KEY=VALUE (extra environment for the torch peer, repeatable; e.g. OMP_WAIT_POLICY=PASSIVE, which
 /// keeps OpenMP from spin-waiting and is what torch needs on a machine shared with other work), --torch-alt-env
@@ -27,7 +27,7 @@ public static class SideBySideSuite
 
     public static int Run(string[] args)
     {
-        int threads = 2, runs = 5, warmup = 2;
+        int threads = 2, runs = 5, warmup = 3;
         double minRunMs = 30;
         string? jsonPath = null, python = DefaultPython, peer = null;
         string[]? only = null;

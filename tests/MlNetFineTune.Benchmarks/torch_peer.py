@@ -2,7 +2,7 @@
 """PyTorch peer of the side-by-side benchmark (issue 3).
 
 Runs the same workloads as tests/MlNetFineTune.Benchmarks/Workloads.cs, same shapes, same thread count,
-same method (warm-up: at least --warmup calls and 300 ms, one call when a call takes over a second; then
+same method (warm-up: at least --warmup calls and 300 ms, also for calls of over a second; then
 --runs timed runs of enough calls to last --min-run-ms each, a gc.collect() before each run; the median ms per
 call is reported), and prints ONE JSON object on the last line of stdout:
 
@@ -15,7 +15,7 @@ reference BLAS is ~25x slower and would make any comparison meaningless.
 
 Usage (the C# harness runs it with Debian's interpreter, which has torch):
     /usr/bin/python3 torch_peer.py --threads 2 --check
-    /usr/bin/python3 torch_peer.py --threads 2 --only gemm-256,bert-mini-fwd-32x128 [--runs 5 --warmup 2]
+    /usr/bin/python3 torch_peer.py --threads 2 --only gemm-256,bert-mini-fwd-32x128 [--runs 5 --warmup 3]
     /usr/bin/python3 torch_peer.py --threads 2 --only bert-mini-train20-peak-rss     (alone: a fresh process)
     /usr/bin/python3 torch_peer.py --list
 """
@@ -91,10 +91,7 @@ def time_call(call, args, phases=None):
         call()
         warm += 1
         elapsed = (time.perf_counter() - t0) * 1e3
-        per = elapsed / warm
         if warm >= args.warmup and elapsed >= 300:
-            break
-        if per > 1000:  # a call over a second: one warm-up call suffices (as in Workloads.cs)
             break
     per_call = (time.perf_counter() - t0) * 1e3 / warm
     reps = max(1, int(math.ceil(args.min_run_ms / per_call)))
@@ -113,8 +110,7 @@ def time_call(call, args, phases=None):
     out = {"ms": median, "runs": times, "reps": reps}
     if phases is not None:
         out["phases"] = {k: v / (args.runs * reps) for k, v in phases.items()}
-    if warm == 1 and args.warmup > 1:
-        out["note"] = "1 warm-up call (a call takes > 1 s)"
+    out["note"] = f"{warm} warm-up calls"
     return out
 
 
@@ -468,7 +464,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", default=None, help="comma-separated workload names (default: all but the memory one)")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--min-run-ms", type=float, default=30.0)
     p.add_argument("--check", action="store_true", help="only check torch and its BLAS")
     p.add_argument("--list", action="store_true")

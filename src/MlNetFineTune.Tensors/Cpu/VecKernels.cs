@@ -101,7 +101,7 @@ public static class VecKernels
             var acc = Vector512<float>.Zero;
             for (; i <= n - 16; i += 16)
             {
-                var e = Vector512.Exp(Vector512.LoadUnsafe(ref p, (nuint)i) - sh);
+                var e = VecMath.Exp(Vector512.LoadUnsafe(ref p, (nuint)i) - sh);
                 e.StoreUnsafe(ref q, (nuint)i);
                 acc += e;
             }
@@ -113,7 +113,7 @@ public static class VecKernels
             var acc = Vector256<float>.Zero;
             for (; i <= n - 8; i += 8)
             {
-                var e = Vector256.Exp(Vector256.LoadUnsafe(ref p, (nuint)i) - sh);
+                var e = VecMath.Exp(Vector256.LoadUnsafe(ref p, (nuint)i) - sh);
                 e.StoreUnsafe(ref q, (nuint)i);
                 acc += e;
             }
@@ -162,7 +162,8 @@ public static class VecKernels
     public static void SoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> gy, Span<float> gx)
     {
         float dot = Dot(gy, y);
-        for (int i = 0; i < y.Length; i++) gx[i] = y[i] * (gy[i] - dot);
+        System.Numerics.Tensors.TensorPrimitives.Subtract(gy, dot, gx);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(gx, y, gx);
     }
 
     /// <summary>Log-softmax backward for one row: gx = gy - exp(y) * sum(gy).</summary>
@@ -241,7 +242,7 @@ public static class VecKernels
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(1.00002368f));
         poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-1.26551223f));
         poly -= z * z;
-        return t * Vector512.Exp(poly);
+        return t * VecMath.Exp(poly);
     }
 
     private static Vector256<float> ErfcPos(Vector256<float> z)
@@ -258,7 +259,7 @@ public static class VecKernels
         poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(1.00002368f));
         poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-1.26551223f));
         poly -= z * z;
-        return t * Vector256.Exp(poly);
+        return t * VecMath.Exp(poly);
     }
 
     /// <summary>Standard normal CDF Phi(x) = 0.5 * erfc(-x / sqrt 2), accurate in both tails.</summary>
@@ -489,7 +490,7 @@ public static class VecKernels
                     var v = Vector512.LoadUnsafe(ref px, (nuint)i);
                     var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
                     var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
-                    var d = phi + v * InvSqrt2Pi * Vector512.Exp(v * v * -0.5f);
+                    var d = phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f);
                     (Vector512.LoadUnsafe(ref pg, (nuint)i) * d).StoreUnsafe(ref po, (nuint)i);
                 }
             }
@@ -500,7 +501,7 @@ public static class VecKernels
                     var v = Vector256.LoadUnsafe(ref px, (nuint)i);
                     var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
                     var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
-                    var d = phi + v * InvSqrt2Pi * Vector256.Exp(v * v * -0.5f);
+                    var d = phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f);
                     (Vector256.LoadUnsafe(ref pg, (nuint)i) * d).StoreUnsafe(ref po, (nuint)i);
                 }
             }
