@@ -87,13 +87,6 @@ public sealed partial class Tensor
     internal static Tensor Record(Tensor result, string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
     {
         if (!IsGradEnabled) return result;
-        if (ForwardProfile is { } fp)
-        {
-            long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            double el = _fpLast == 0 ? 0 : System.Diagnostics.Stopwatch.GetElapsedTime(_fpLast, now).TotalMilliseconds;
-            _fpLast = now;
-            fp[op] = fp.TryGetValue(op, out var pv) ? (pv.Ms + el, pv.Count + 1, 0) : (el, 1, 0);
-        }
         bool any = false;
         foreach (var t in inputs) any |= t._requiresGrad;
         if (!any) return result;
@@ -114,8 +107,6 @@ public sealed partial class Tensor
     /// managed allocation (MB, approximate) under the op's name. Null (the default) records nothing.
     /// </summary>
     [ThreadStatic] public static Dictionary<string, (double Ms, int Count, double Mb)>? BackwardProfile;
-    [ThreadStatic] public static Dictionary<string, (double Ms, int Count, double Mb)>? ForwardProfile;
-    [ThreadStatic] public static long _fpLast;
 
     /// <summary>
     /// Back-propagates from a one-element tensor (its gradient is 1). The graph is freed as the pass goes, so each

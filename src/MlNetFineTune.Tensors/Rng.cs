@@ -35,6 +35,13 @@ public sealed class Rng
         return result;
     }
 
+    /// <summary>The generator's state, for kernels that step it in registers (the sequence is unchanged).</summary>
+    internal (ulong S0, ulong S1, ulong S2, ulong S3) State
+    {
+        get => (_s0, _s1, _s2, _s3);
+        set => (_s0, _s1, _s2, _s3) = value;
+    }
+
     /// <summary>Uniform in [0, 1) with 24 bits of precision.</summary>
     public float NextFloat() => (NextUInt64() >> 40) * (1f / (1 << 24));
 

@@ -182,7 +182,7 @@ public static class VecKernels
         int n = x.Length;
         float mean = Sum(x) / n;
         // y holds the centred values while we compute the variance.
-        for (int i = 0; i < n; i++) y[i] = x[i] - mean;
+        System.Numerics.Tensors.TensorPrimitives.Subtract(x, mean, y);
         float var = Dot(y, y) / n;
         float rstd = 1f / MathF.Sqrt(var + eps);
         ref float py = ref MemoryMarshal.GetReference(y);
@@ -228,37 +228,41 @@ public static class VecKernels
         return t * MathF.Exp(poly);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> ErfcPos(Vector512<float> z)
     {
+        // The same polynomial as the scalar form, in t, evaluated by Estrin's scheme: independent pairs, then
+        // powers of t, so the dependency chain is about half as long as Horner's (this kernel is latency-bound).
         var t = Vector512<float>.One / (Vector512<float>.One + z * 0.5f);
-        var poly = Vector512.Create(0.17087277f);
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-0.82215223f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(1.48851587f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-1.13520398f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.27886807f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-0.18628806f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.09678418f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(0.37409196f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(1.00002368f));
-        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(-1.26551223f));
-        poly -= z * z;
+        var t2 = t * t;
+        var t4 = t2 * t2;
+        var q0 = Vector512.FusedMultiplyAdd(t, Vector512.Create(1.00002368f), Vector512.Create(-1.26551223f));
+        var q1 = Vector512.FusedMultiplyAdd(t, Vector512.Create(0.09678418f), Vector512.Create(0.37409196f));
+        var q2 = Vector512.FusedMultiplyAdd(t, Vector512.Create(0.27886807f), Vector512.Create(-0.18628806f));
+        var q3 = Vector512.FusedMultiplyAdd(t, Vector512.Create(1.48851587f), Vector512.Create(-1.13520398f));
+        var q4 = Vector512.FusedMultiplyAdd(t, Vector512.Create(0.17087277f), Vector512.Create(-0.82215223f));
+        var r0 = Vector512.FusedMultiplyAdd(q1, t2, q0);
+        var r1 = Vector512.FusedMultiplyAdd(q3, t2, q2);
+        var poly = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(q4, t4, r1), t4, r0) - z * z;
         return t * VecMath.Exp(poly);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> ErfcPos(Vector256<float> z)
     {
+        // The same polynomial as the scalar form, in t, evaluated by Estrin's scheme: independent pairs, then
+        // powers of t, so the dependency chain is about half as long as Horner's (this kernel is latency-bound).
         var t = Vector256<float>.One / (Vector256<float>.One + z * 0.5f);
-        var poly = Vector256.Create(0.17087277f);
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-0.82215223f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(1.48851587f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-1.13520398f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(0.27886807f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-0.18628806f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(0.09678418f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(0.37409196f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(1.00002368f));
-        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(-1.26551223f));
-        poly -= z * z;
+        var t2 = t * t;
+        var t4 = t2 * t2;
+        var q0 = Vector256.FusedMultiplyAdd(t, Vector256.Create(1.00002368f), Vector256.Create(-1.26551223f));
+        var q1 = Vector256.FusedMultiplyAdd(t, Vector256.Create(0.09678418f), Vector256.Create(0.37409196f));
+        var q2 = Vector256.FusedMultiplyAdd(t, Vector256.Create(0.27886807f), Vector256.Create(-0.18628806f));
+        var q3 = Vector256.FusedMultiplyAdd(t, Vector256.Create(1.48851587f), Vector256.Create(-1.13520398f));
+        var q4 = Vector256.FusedMultiplyAdd(t, Vector256.Create(0.17087277f), Vector256.Create(-0.82215223f));
+        var r0 = Vector256.FusedMultiplyAdd(q1, t2, q0);
+        var r1 = Vector256.FusedMultiplyAdd(q3, t2, q2);
+        var poly = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(q4, t4, r1), t4, r0) - z * z;
         return t * VecMath.Exp(poly);
     }
 
@@ -327,15 +331,23 @@ public static class VecKernels
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
         ref byte pk = ref MemoryMarshal.GetReference(keep);
+        // xoshiro256** stepped in locals (the same sequence as rng.NextUInt64), and no data-dependent branches:
+        // a dropped element is the scaled value ANDed with a zero mask.
+        var (s0, s1, s2, s3) = rng.State;
         for (; i + 1 < n; i += 2)
         {
-            ulong bits = rng.NextUInt64();
-            bool k0 = (uint)bits >= threshold, k1 = (uint)(bits >> 32) >= threshold;
-            Unsafe.Add(ref pk, i) = k0 ? (byte)1 : (byte)0;
-            Unsafe.Add(ref pk, i + 1) = k1 ? (byte)1 : (byte)0;
-            Unsafe.Add(ref py, i) = k0 ? Unsafe.Add(ref px, i) * scale : 0f;
-            Unsafe.Add(ref py, i + 1) = k1 ? Unsafe.Add(ref px, i + 1) * scale : 0f;
+            ulong bits = ulong.RotateLeft(s1 * 5, 7) * 9;
+            ulong t = s1 << 17;
+            s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3;
+            s2 ^= t;
+            s3 = ulong.RotateLeft(s3, 45);
+            int k0 = (uint)bits >= threshold ? 1 : 0, k1 = (uint)(bits >> 32) >= threshold ? 1 : 0;
+            Unsafe.Add(ref pk, i) = (byte)k0;
+            Unsafe.Add(ref pk, i + 1) = (byte)k1;
+            Unsafe.Add(ref py, i) = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(Unsafe.Add(ref px, i) * scale) & -k0);
+            Unsafe.Add(ref py, i + 1) = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(Unsafe.Add(ref px, i + 1) * scale) & -k1);
         }
+        rng.State = (s0, s1, s2, s3);
         if (i < n)
         {
             bool k0 = (uint)rng.NextUInt64() >= threshold;

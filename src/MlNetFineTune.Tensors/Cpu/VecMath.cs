@@ -28,19 +28,19 @@ internal static class VecMath
         var n = Vector256.Round(xc * Log2E);
         var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), xc);
         r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), r);
-        var p = Vector256.Create(P0);
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P1));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P2));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P3));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P4));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P5));
-        p = Vector256.FusedMultiplyAdd(p, r * r, r + Vector256<float>.One);
+        // P5 + P4 r + ... + P0 r^5 by Estrin's scheme (a shorter dependency chain than Horner's).
+        var r2 = r * r;
+        var a = Vector256.FusedMultiplyAdd(Vector256.Create(P4), r, Vector256.Create(P5));
+        var b = Vector256.FusedMultiplyAdd(Vector256.Create(P2), r, Vector256.Create(P3));
+        var c = Vector256.FusedMultiplyAdd(Vector256.Create(P0), r, Vector256.Create(P1));
+        var p = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(c, r2, b), r2, a);
+        p = Vector256.FusedMultiplyAdd(p, r2, r + Vector256<float>.One);
         // 2^n in two factors, so n = 128 (x near MaxArg) and n = -126 stay within normal exponents.
         var ni = Vector256.ConvertToInt32(n);
-        var a = Vector256.ShiftRightArithmetic(ni, 1);
-        var b = ni - a;
+        var h0 = Vector256.ShiftRightArithmetic(ni, 1);
+        var h1 = ni - h0;
         var bias = Vector256.Create(127);
-        var y = p * Vector256.ShiftLeft(a + bias, 23).AsSingle() * Vector256.ShiftLeft(b + bias, 23).AsSingle();
+        var y = p * Vector256.ShiftLeft(h0 + bias, 23).AsSingle() * Vector256.ShiftLeft(h1 + bias, 23).AsSingle();
         y = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(MinArg)), Vector256<float>.Zero, y);
         return Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(MaxArg)), Vector256.Create(float.PositiveInfinity), y);
     }
@@ -52,18 +52,18 @@ internal static class VecMath
         var n = Vector512.Round(xc * Log2E);
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), xc);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
-        var p = Vector512.Create(P0);
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P1));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P2));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P3));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P4));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P5));
-        p = Vector512.FusedMultiplyAdd(p, r * r, r + Vector512<float>.One);
+        // P5 + P4 r + ... + P0 r^5 by Estrin's scheme (a shorter dependency chain than Horner's).
+        var r2 = r * r;
+        var a = Vector512.FusedMultiplyAdd(Vector512.Create(P4), r, Vector512.Create(P5));
+        var b = Vector512.FusedMultiplyAdd(Vector512.Create(P2), r, Vector512.Create(P3));
+        var c = Vector512.FusedMultiplyAdd(Vector512.Create(P0), r, Vector512.Create(P1));
+        var p = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(c, r2, b), r2, a);
+        p = Vector512.FusedMultiplyAdd(p, r2, r + Vector512<float>.One);
         var ni = Vector512.ConvertToInt32(n);
-        var a = Vector512.ShiftRightArithmetic(ni, 1);
-        var b = ni - a;
+        var h0 = Vector512.ShiftRightArithmetic(ni, 1);
+        var h1 = ni - h0;
         var bias = Vector512.Create(127);
-        var y = p * Vector512.ShiftLeft(a + bias, 23).AsSingle() * Vector512.ShiftLeft(b + bias, 23).AsSingle();
+        var y = p * Vector512.ShiftLeft(h0 + bias, 23).AsSingle() * Vector512.ShiftLeft(h1 + bias, 23).AsSingle();
         y = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(MinArg)), Vector512<float>.Zero, y);
         return Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(MaxArg)), Vector512.Create(float.PositiveInfinity), y);
     }

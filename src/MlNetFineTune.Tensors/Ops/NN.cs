@@ -185,7 +185,7 @@ public static partial class Ops
         var xd = x.Dense<float>();
         var wd = weight?.Dense<float>();
         var bd = bias?.Dense<float>();
-        var y = new float[xd.Length];
+        var y = GC.AllocateUninitializedArray<float>(xd.Length); // every row is written
         var mean = new float[rows];
         var rstd = new float[rows];
         WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
