@@ -18,7 +18,7 @@ public class GoldenOpTests
     public static IEnumerable<object[]> OpCases() =>
         GoldenCase.AllNames().Where(n => !Composite.Contains(new GoldenCase(n).Op)).Select(n => new object[] { n });
 
-    private static readonly HashSet<string> KernelOps = ["matmul", "linear", "conv2d", "softmax", "log_softmax", "layer_norm", "gelu", "sum", "mean", "batch_norm2d", "max_pool2d", "avg_pool2d"];
+    private static readonly HashSet<string> KernelOps = ["matmul", "linear", "conv2d", "softmax", "attention_softmax", "log_softmax", "layer_norm", "gelu", "sum", "mean", "batch_norm2d", "max_pool2d", "avg_pool2d"];
 
     /// <summary>The SIMD-dispatched kernels (GEMM, conv, row kernels) on every path; above the hardware's level the runtime emulates the vectors.</summary>
     public static IEnumerable<object[]> KernelCases() =>
@@ -157,6 +157,7 @@ public class GoldenOpTests
                     break;
                 }
             case "softmax": r["out"] = Ops.Softmax(x(), c.Int("dim")); break;
+            case "attention_softmax": r["out"] = Ops.AttentionSoftmax(x(), c.Float("scale"), a.GetValueOrDefault("mask")); break;
             case "log_softmax": r["out"] = Ops.LogSoftmax(x(), c.Int("dim")); break;
             case "conv2d":
                 r["out"] = Ops.Conv2d(x(), a["weight"], a.GetValueOrDefault("bias"), c.Pair("stride"), c.Pair("padding"), c.Pair("dilation"), c.Int("groups"));

@@ -745,6 +745,32 @@ public sealed class GradCheckTests(ITestOutputHelper output)
     });
 
     [Fact]
+    public void AttentionSoftmax() => Run(c =>
+    {
+        var pad = Tensor.FromArray(new float[] { 0, 0, -10000, 0, 0, 0, 0, -10000 }, 2, 1, 1, 4);
+        var full = Tensor.RandN(new Rng(3), 2, 1, 3, 4);
+        c.Check("no mask", x => Ops.AttentionSoftmax(x[0], 0.5f), c.N(2, 3, 4));
+        c.Check("padding mask [B,1,1,S]", x => Ops.AttentionSoftmax(x[0], 0.125f, pad), c.N(2, 2, 3, 4));
+        c.Check("full mask [B,1,S,S]", x => Ops.AttentionSoftmax(x[0], 1f, full), c.N(2, 2, 3, 4));
+        c.Check("mask broadcast on the last dim [S,1]", x => Ops.AttentionSoftmax(x[0], 2f, Tensor.RandN(new Rng(4), 3, 1)), c.N(2, 3, 4));
+        c.Check("transposed scores", x => Ops.AttentionSoftmax(x[0].Transpose(-1, -2), 0.7f, pad), c.N(2, 2, 4, 3));
+        c.Check("used twice", x => Ops.Mul(Ops.AttentionSoftmax(x[0], 0.3f), x[0]), c.N(3, 4));
+    });
+
+    [Fact]
+    public void AttentionSoftmaxEqualsTheUnfusedOpsAndRejectsBadMasks()
+    {
+        var rng = new Rng(11);
+        var x = Tensor.RandN(rng, 2, 3, 5, 7);
+        var mask = Tensor.FromArray(Enumerable.Range(0, 14).Select(i => i % 4 == 0 ? -10000f : 0f).ToArray(), 2, 1, 1, 7);
+        var fused = Ops.AttentionSoftmax(x, 0.25f, mask).ToArray();
+        var plain = Ops.Softmax(Ops.Add(Ops.MulScalar(x, 0.25f), mask), -1).ToArray();
+        for (int i = 0; i < fused.Length; i++) Assert.Equal(plain[i], fused[i], 6);
+        Assert.Contains("does not broadcast", Assert.Throws<ArgumentException>(() => Ops.AttentionSoftmax(x, 1f, Tensor.Zeros(3, 1, 1, 7))).Message);
+        Assert.Contains("requires grad", Assert.Throws<ArgumentException>(() => Ops.AttentionSoftmax(x, 1f, Tensor.Zeros(7).RequireGrad())).Message);
+    }
+
+    [Fact]
     public void LogSoftmax() => Run(c =>
     {
         c.Check("dim -1", x => Ops.LogSoftmax(x[0]), c.N(3, 5));

@@ -548,6 +548,26 @@ for _op, _f in (("softmax", F.softmax), ("log_softmax", F.log_softmax)):
     _make_param_unary(f"{_op}_noncontig_dim0", _op, {"dim": 0}, lambda *s: randn(*s) * 2.0,
                       lambda x, f=_f: f(x, dim=0), shape=(4, 6), nc=True)
 
+
+
+def _make_attention_softmax(name, shape, mask_shape, scale):
+    """softmax(x * scale + mask, dim=-1): the fused attention step (mask has no gradient)."""
+    @case(name)
+    def build():
+        c = Case(name, "attention_softmax", {"scale": scale},
+                 note="softmax(x * scale + mask, dim=-1); mask 0 or -10000 (HF BERT's additive padding mask)")
+        c.input("x", randn(*shape) * 2.0)
+        if mask_shape is None:
+            return c, c.run(lambda x: F.softmax(x * scale, dim=-1))
+        c.input("mask", torch.where(rand(*mask_shape) < 0.3, torch.tensor(-10000.0), torch.tensor(0.0)), diff=False)
+        return c, c.run(lambda x, mask: F.softmax(x * scale + mask, dim=-1))
+
+
+_make_attention_softmax("attention_softmax_padmask", (2, 3, 4, 5), (2, 1, 1, 5), 0.125)
+_make_attention_softmax("attention_softmax_fullmask", (2, 3, 4, 5), (2, 1, 4, 5), 0.5)
+_make_attention_softmax("attention_softmax_rowmask", (2, 3, 4, 5), (4, 1), 1.0)
+_make_attention_softmax("attention_softmax_nomask", (3, 4, 6), None, 0.25)
+
 # --------------------------------------------------------------------------------------
 # Convolution and pooling
 # --------------------------------------------------------------------------------------

@@ -197,9 +197,8 @@ public sealed class TransformerEncoder : Module
             var q = Heads(_q.Forward(x));
             var k = Heads(_k.Forward(x));
             var v = Heads(_v.Forward(x));
-            var scores = Ops.MulScalar(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh));
-            if (extMask is not null) scores = Ops.Add(scores, extMask);
-            var probs = _attnDropout.Forward(Ops.Softmax(scores, -1));
+            // softmax(q k^T / sqrt(dh) + mask), scale and mask fused into the softmax pass.
+            var probs = _attnDropout.Forward(Ops.AttentionSoftmax(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh), extMask));
             var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, s, _c.HiddenSize);
             var attn = _attnNorm.Forward(Ops.Add(_hiddenDropout.Forward(_attnOut.Forward(ctx)), x));
             var inter = Activation.Apply(_c.HiddenAct, _ffnIn.Forward(attn));

@@ -76,6 +76,100 @@ public static partial class Ops
     /// <summary>Log-softmax over <paramref name="dim"/>.</summary>
     public static Tensor LogSoftmax(Tensor x, int dim = -1) => RowOp(x, dim, "log_softmax", log: true);
 
+    /// <summary>
+    /// softmax(scores * scale + mask) over the last dimension, in one pass: the attention step of a transformer.
+    /// <paramref name="mask"/> (optional, no gradient) broadcasts to <paramref name="scores"/>, e.g. [B, 1, 1, S]
+    /// for a padding mask. Equal to <c>Softmax(Add(MulScalar(scores, scale), mask), -1)</c> but without the two
+    /// intermediate tensors, and its backward is one pass too.
+    /// </summary>
+    public static Tensor AttentionSoftmax(Tensor scores, float scale, Tensor? mask = null)
+    {
+        RequireFloat(scores, "attention_softmax", "scores");
+        if (scores.Rank == 0) throw new ArgumentException("attention_softmax: scores must have at least one dimension.");
+        int rank = scores.Rank, len = scores.ShapeArr[^1], rows = scores.Numel / Math.Max(len, 1);
+        int[] maskStrides = [];
+        float[]? md = null;
+        int mOffset = 0;
+        if (mask is not null)
+        {
+            RequireFloat(mask, "attention_softmax", "mask");
+            if (mask.RequiresGrad)
+                throw new ArgumentException($"attention_softmax: mask{mask.Describe()} requires grad; the fused op gives the mask no gradient (use Softmax(Add(...)) for a learned mask).");
+            if (mask.Rank > rank)
+                throw new ArgumentException($"attention_softmax: mask {ShapeUtil.Format(mask.ShapeArr)} has more dimensions than scores {ShapeUtil.Format(scores.ShapeArr)}.");
+            for (int i = 0; i < mask.Rank; i++)
+            {
+                int ms = mask.ShapeArr[^(i + 1)], ss = scores.ShapeArr[^(i + 1)];
+                if (ms != ss && ms != 1)
+                    throw new ArgumentException($"attention_softmax: mask {ShapeUtil.Format(mask.ShapeArr)} does not broadcast to scores {ShapeUtil.Format(scores.ShapeArr)}.");
+            }
+            // Strides of the mask as seen at the scores' shape: 0 along broadcast dimensions.
+            maskStrides = new int[rank];
+            for (int i = 0; i < mask.Rank; i++)
+            {
+                int d = rank - mask.Rank + i;
+                maskStrides[d] = mask.ShapeArr[i] == 1 ? 0 : mask.StridesArr[i];
+            }
+            md = mask.F;
+            mOffset = mask.Offset;
+        }
+        var xd = scores.Dense<float>();
+        var y = GC.AllocateUninitializedArray<float>(xd.Length);
+        int[] shape = scores.ShapeArr;
+        WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+            {
+                var dst = y.AsSpan(r * len, len);
+                var src = xd.AsSpan(r * len, len);
+                if (md is null)
+                {
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(src, scale, dst);
+                }
+                else
+                {
+                    // Offset of this row's mask: decompose the row index over the leading dimensions.
+                    int off = mOffset, rem = r;
+                    for (int d = rank - 2; d >= 0; d--)
+                    {
+                        int size = shape[d];
+                        off += rem % size * maskStrides[d];
+                        rem /= size;
+                    }
+                    int ls = maskStrides[rank - 1];
+                    if (ls == 0)
+                    {
+                        System.Numerics.Tensors.TensorPrimitives.Multiply(src, scale, dst);
+                        System.Numerics.Tensors.TensorPrimitives.Add(dst, md[off], dst);
+                    }
+                    else if (ls == 1) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(src, scale, md.AsSpan(off, len), dst);
+                    else for (int i = 0; i < len; i++) dst[i] = src[i] * scale + md[off + i * ls];
+                }
+                VecKernels.Softmax(dst, dst);
+            }
+        });
+        return Tensor.Record(new Tensor(y, (int[])shape.Clone()), "attention_softmax", [scores], g =>
+        {
+            var gd = g.Dense<float>();
+            var gx = GC.AllocateUninitializedArray<float>(gd.Length);
+            WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
+            {
+                for (int r = s; r < e; r++)
+                {
+                    var yr = y.AsSpan(r * len, len);
+                    var gr = gd.AsSpan(r * len, len);
+                    var o = gx.AsSpan(r * len, len);
+                    // d/dscores = scale * y * (g - sum(g * y))
+                    float dot = VecKernels.Dot(gr, yr);
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(gr, dot, o);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(o, yr, o);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(o, scale, o);
+                }
+            });
+            return [new Tensor(gx, shape)];
+        });
+    }
+
     /// <summary>GELU activation.</summary>
     public static Tensor Gelu(Tensor x, GeluApproximation approximate = GeluApproximation.None)
     {
