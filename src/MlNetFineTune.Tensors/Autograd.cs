@@ -1,3 +1,5 @@
+using MlNetFineTune.Tensors.Cpu;
+
 namespace MlNetFineTune.Tensors;
 
 /// <summary>
@@ -135,6 +137,11 @@ public sealed partial class Tensor
         var order = TopologicalOrder(this);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [this] = gradient };
         using var _ = NoGrad();
+        // Gradient buffers rented during the pass are recorded; once no pending gradient refers to one, it is
+        // recycled for later rentals (see TensorBuffers). Nothing outside this pass can see those buffers:
+        // leaves get their own (adopted or copied) buffer.
+        using var recording = TensorBuffers.Record();
+        var dead = new List<Tensor>();
         for (int i = order.Count - 1; i >= 0; i--)
         {
             var t = order[i];
@@ -142,7 +149,8 @@ public sealed partial class Tensor
             if (!grads.Remove(t, out var g)) continue;
             if (t.GradFn is null)
             {
-                if (t._requiresGrad) AccumulateLeaf(t, g);
+                if (t._requiresGrad) AccumulateLeaf(t, g, grads);
+                Recycle(g, grads);
                 continue;
             }
             var prof = BackwardProfile;
@@ -150,32 +158,80 @@ public sealed partial class Tensor
             long a0 = prof is null ? 0 : GC.GetAllocatedBytesForCurrentThread();
             var node = t.GradFn;
             var inputGrads = node.Backward!(g);
-            g = null!;
             if (prof is not null)
             {
                 var el = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 double mb = (GC.GetAllocatedBytesForCurrentThread() - a0) / 1048576.0;
-                prof[t.GradFn.Name] = prof.TryGetValue(t.GradFn.Name, out var pv) ? (pv.Ms + el, pv.Count + 1, pv.Mb + mb) : (el, 1, mb);
+                prof[node.Name] = prof.TryGetValue(node.Name, out var pv) ? (pv.Ms + el, pv.Count + 1, pv.Mb + mb) : (el, 1, mb);
             }
             var inputs = node.Inputs;
             if (!retainGraph) node.Free();
+            dead.Clear();
+            dead.Add(g);
             for (int k = 0; k < inputs.Length; k++)
             {
                 var gi = k < inputGrads.Length ? inputGrads[k] : null;
+                if (gi is null) continue;
                 var x = inputs[k];
-                if (gi is null || !x._requiresGrad) continue;
+                if (!x._requiresGrad) { dead.Add(gi); continue; }
                 if (!ShapeUtil.SameShape(gi.ShapeArr, x.ShapeArr))
-                    throw new InvalidOperationException($"Internal error: '{t.GradFn.Name}' produced gradient {ShapeUtil.Format(gi.ShapeArr)} for input {ShapeUtil.Format(x.ShapeArr)}.");
-                grads[x] = grads.TryGetValue(x, out var prev) ? Ops.Add(prev, gi) : gi;
+                    throw new InvalidOperationException($"Internal error: '{node.Name}' produced gradient {ShapeUtil.Format(gi.ShapeArr)} for input {ShapeUtil.Format(x.ShapeArr)}.");
+                if (!grads.TryGetValue(x, out var prev)) { grads[x] = gi; continue; }
+                if (OwnedDense(prev, grads, inputGrads, x))
+                {
+                    // prev is a recorded buffer nothing else refers to: accumulate in place.
+                    System.Numerics.Tensors.TensorPrimitives.Add(prev.AsSpan(), gi.Dense<float>(), prev.AsSpan());
+                    dead.Add(gi);
+                }
+                else
+                {
+                    grads[x] = Ops.Add(prev, gi);
+                    dead.Add(prev);
+                    dead.Add(gi);
+                }
             }
+            foreach (var d in dead) Recycle(d, grads);
+            g = null!;
         }
     }
 
-    private static void AccumulateLeaf(Tensor leaf, Tensor g)
+    /// <summary>Hands the buffer of a gradient that is no longer needed back for reuse, unless a pending gradient still refers to it.</summary>
+    private static void Recycle(Tensor t, Dictionary<Tensor, Tensor> grads)
+    {
+        if (t.Storage is not float[] buffer || !TensorBuffers.IsRecorded(buffer)) return;
+        foreach (var v in grads.Values)
+            if (ReferenceEquals(v.Storage, buffer)) return;
+        TensorBuffers.ReleaseIfRecorded(buffer);
+    }
+
+    /// <summary>
+    /// True when <paramref name="t"/> (the pending gradient of <paramref name="owner"/>) is a dense, recorded
+    /// buffer that no other pending gradient and none of <paramref name="fresh"/> refers to, so it may be updated in place.
+    /// </summary>
+    private static bool OwnedDense(Tensor t, Dictionary<Tensor, Tensor> grads, Tensor?[] fresh, Tensor owner)
+    {
+        if (t.Storage is not float[] buffer || !TensorBuffers.IsRecorded(buffer)) return false;
+        if (t.Offset != 0 || buffer.Length != t.Numel || !t.IsContiguous) return false;
+        foreach (var f in fresh)
+            if (f is not null && ReferenceEquals(f.Storage, buffer)) return false;
+        foreach (var (k, v) in grads)
+            if (!ReferenceEquals(k, owner) && ReferenceEquals(v.Storage, buffer)) return false;
+        return true;
+    }
+
+    private static void AccumulateLeaf(Tensor leaf, Tensor g, Dictionary<Tensor, Tensor> grads)
     {
         if (leaf.Grad is null)
         {
-            // Own the buffer: the incoming gradient may alias an intermediate or another leaf's grad.
+            // Own the buffer: the incoming gradient may alias an intermediate or another leaf's grad, unless it is
+            // a buffer rented in this pass that nothing else refers to, which the leaf can simply keep.
+            if (g.Storage is float[] buffer && TensorBuffers.IsRecorded(buffer) && g.Offset == 0 && buffer.Length == g.Numel
+                && g.IsContiguous && !grads.Values.Any(v => ReferenceEquals(v.Storage, buffer)))
+            {
+                TensorBuffers.Forget(buffer);
+                leaf.Grad = Wrap(buffer, leaf.ShapeArr);
+                return;
+            }
             leaf.Grad = Wrap(g.ToArray(), leaf.ShapeArr);
             return;
         }

@@ -60,7 +60,7 @@ internal static class Broadcasting
     public static float[] Binary<TK>(Tensor a, Tensor b, int[] outShape) where TK : struct, IBinaryKernel
     {
         int n = ShapeUtil.Numel(outShape);
-        var result = GC.AllocateUninitializedArray<float>(n);   // every element is written below
+        var result = TensorBuffers.Rent(n);   // every element is written below
         if (n == 0) return result;
         var da = a.F;
         var db = b.F;

@@ -1,3 +1,4 @@
+using MlNetFineTune.Tensors.Cpu;
 using System.Numerics.Tensors;
 
 namespace MlNetFineTune.Tensors;
@@ -69,7 +70,7 @@ public static partial class Ops
     {
         RequireFloat(x, op, "x");
         var src = x.Dense<float>();
-        var dst = GC.AllocateUninitializedArray<float>(src.Length);
+        var dst = TensorBuffers.Rent(src.Length);
         Broadcasting.Chunked(src.Length, (s, e) => f(src.AsSpan(s, e - s), dst.AsSpan(s, e - s)));
         return new Tensor(dst, (int[])x.ShapeArr.Clone());
     }
@@ -174,7 +175,7 @@ public static partial class Ops
     {
         var xd = x.Dense<float>();
         var gd = g.Dense<float>();
-        var gx = GC.AllocateUninitializedArray<float>(xd.Length);
+        var gx = TensorBuffers.Rent(xd.Length);
         Broadcasting.Chunked(xd.Length, (s, e) => Cpu.VecKernels.ClampGrad(xd.AsSpan(s, e - s), gd.AsSpan(s, e - s), gx.AsSpan(s, e - s), hi));
         return new Tensor(gx, (int[])x.ShapeArr.Clone());
     }

@@ -92,7 +92,7 @@ public static partial class Ops
 
         int[] outShape = [.. batchShape, m, n];
         // The GEMM overwrites every element (k = 0 writes zeros only through a zeroed array).
-        var c = k > 0 ? GC.AllocateUninitializedArray<float>(ShapeUtil.Numel(outShape)) : new float[ShapeUtil.Numel(outShape)];
+        var c = k > 0 ? TensorBuffers.Rent(ShapeUtil.Numel(outShape)) : new float[ShapeUtil.Numel(outShape)];
         if (c.Length > 0 && (sa is null || sb is null))
         {
             // Batch dims that no single stride walks (heads split out of [batch, seq, heads, dim]): each matrix
@@ -129,7 +129,7 @@ public static partial class Ops
         int rows = x.Numel / Math.Max(inF, 1);
         var x2 = Contiguous(Reshape(x.Detach(), rows, inF));
         var w = weight.IsContiguous ? weight : Contiguous(weight.Detach());
-        var y = inF > 0 || bias is not null ? GC.AllocateUninitializedArray<float>(rows * outF) : new float[rows * outF];
+        var y = inF > 0 || bias is not null ? TensorBuffers.Rent(rows * outF) : new float[rows * outF];
         if (bias is not null)
         {
             var bd = bias.Dense<float>();
@@ -147,13 +147,13 @@ public static partial class Ops
             Tensor? gx = null, gw = null, gb = null;
             if (x.RequiresGrad)
             {
-                var gxd = outF > 0 ? GC.AllocateUninitializedArray<float>(rows * inF) : new float[rows * inF];
+                var gxd = outF > 0 ? TensorBuffers.Rent(rows * inF) : new float[rows * inF];
                 Gemm.Sgemm(false, false, rows, inF, outF, g2.F, g2.Offset, outF, w.F, w.Offset, inF, gxd, 0, inF, accumulate: false);
                 gx = new Tensor(gxd, xShape);
             }
             if (weight.RequiresGrad)
             {
-                var gwd = rows > 0 ? GC.AllocateUninitializedArray<float>(outF * inF) : new float[outF * inF];
+                var gwd = rows > 0 ? TensorBuffers.Rent(outF * inF) : new float[outF * inF];
                 Gemm.Sgemm(true, false, outF, inF, rows, g2.F, g2.Offset, outF, x2.F, x2.Offset, inF, gwd, 0, inF, accumulate: false);
                 gw = new Tensor(gwd, [outF, inF]);
             }

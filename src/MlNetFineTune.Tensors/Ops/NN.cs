@@ -41,7 +41,7 @@ public static partial class Ops
         RequireFloat(x, op, "x");
         int d = ShapeUtil.NormDim(dim, x.Rank, op);
         var (data, rows, len, moved, perm) = RowsAlong(x, d);
-        var y = GC.AllocateUninitializedArray<float>(data.Length);
+        var y = TensorBuffers.Rent(data.Length);
         WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
         {
             for (int r = s; r < e; r++)
@@ -55,7 +55,7 @@ public static partial class Ops
         return Tensor.Record(result, op, [x], g =>
         {
             var (gd, _, _, _, _) = RowsAlong(g, d);
-            var gx = GC.AllocateUninitializedArray<float>(gd.Length);
+            var gx = TensorBuffers.Rent(gd.Length);
             WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
             {
                 for (int r = s; r < e; r++)
@@ -114,7 +114,7 @@ public static partial class Ops
             mOffset = mask.Offset;
         }
         var xd = scores.Dense<float>();
-        var y = GC.AllocateUninitializedArray<float>(xd.Length);
+        var y = TensorBuffers.Rent(xd.Length);
         int[] shape = scores.ShapeArr;
         WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
         {
@@ -151,7 +151,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, (int[])shape.Clone()), "attention_softmax", [scores], g =>
         {
             var gd = g.Dense<float>();
-            var gx = GC.AllocateUninitializedArray<float>(gd.Length);
+            var gx = TensorBuffers.Rent(gd.Length);
             WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
             {
                 for (int r = s; r < e; r++)
@@ -176,12 +176,12 @@ public static partial class Ops
         RequireFloat(x, "gelu", "x");
         bool tanh = approximate == GeluApproximation.Tanh;
         var src = x.Dense<float>();
-        var y = GC.AllocateUninitializedArray<float>(src.Length);
+        var y = TensorBuffers.Rent(src.Length);
         Broadcasting.Chunked(src.Length, (s, e) => VecKernels.Gelu(src.AsSpan(s, e - s), y.AsSpan(s, e - s), tanh));
         return Tensor.Record(new Tensor(y, (int[])x.ShapeArr.Clone()), "gelu", [x], g =>
         {
             var gd = g.Dense<float>();
-            var gx = GC.AllocateUninitializedArray<float>(gd.Length);
+            var gx = TensorBuffers.Rent(gd.Length);
             Broadcasting.Chunked(gd.Length, (s, e) => VecKernels.GeluBackward(src.AsSpan(s, e - s), gd.AsSpan(s, e - s), gx.AsSpan(s, e - s), tanh));
             return [new Tensor(gx, x.ShapeArr)];
         });
@@ -204,7 +204,7 @@ public static partial class Ops
         uint threshold = (uint)Math.Min(uint.MaxValue, Math.Round(p * 4294967296.0));
         ulong streamSeed = rng.NextUInt64();
         var keep = new byte[n];
-        var y = GC.AllocateUninitializedArray<float>(n);
+        var y = TensorBuffers.Rent(n);
         int chunks = (n + DropoutChunk - 1) / DropoutChunk;
         WorkerPool.For(chunks, 1, (cs, ce) =>
         {
@@ -219,7 +219,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, shape), "dropout", [x], g =>
         {
             var gd = g.Dense<float>();
-            var gx = GC.AllocateUninitializedArray<float>(n);
+            var gx = TensorBuffers.Rent(n);
             WorkerPool.For(chunks, 1, (cs, ce) =>
             {
                 int start = cs * DropoutChunk, end = Math.Min(n, ce * DropoutChunk);
@@ -279,7 +279,7 @@ public static partial class Ops
         var xd = x.Dense<float>();
         var wd = weight?.Dense<float>();
         var bd = bias?.Dense<float>();
-        var y = GC.AllocateUninitializedArray<float>(xd.Length); // every row is written
+        var y = TensorBuffers.Rent(xd.Length); // every row is written
         var mean = new float[rows];
         var rstd = new float[rows];
         WorkerPool.For(rows, Math.Max(1, 8192 / Math.Max(len, 1)), (s, e) =>
@@ -292,7 +292,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, shape), "layer_norm", inputs, g =>
         {
             var gd = g.Dense<float>();
-            var gx = GC.AllocateUninitializedArray<float>(xd.Length);
+            var gx = TensorBuffers.Rent(xd.Length);
             int threads = Math.Max(1, Math.Min(WorkerPool.Threads, rows));
             var gwPart = new float[threads][];
             var gbPart = new float[threads][];
@@ -393,7 +393,7 @@ public static partial class Ops
             var rv = runningVar.Dense<float>();
             for (int ch = 0; ch < c; ch++) { mean[ch] = rm[ch]; rstd[ch] = 1f / MathF.Sqrt(rv[ch] + eps); }
         }
-        var y = GC.AllocateUninitializedArray<float>(xd.Length);
+        var y = TensorBuffers.Rent(xd.Length);
         WorkerPool.For(n * c, 1, (s0, s1) =>
         {
             for (int bc = s0; bc < s1; bc++)
@@ -409,7 +409,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, shape), "batch_norm2d", inputs, g =>
         {
             var gd = g.Dense<float>();
-            var gx = GC.AllocateUninitializedArray<float>(xd.Length);
+            var gx = TensorBuffers.Rent(xd.Length);
             var gw = new float[c];
             var gb = new float[c];
             WorkerPool.For(c, 1, (c0, c1) =>

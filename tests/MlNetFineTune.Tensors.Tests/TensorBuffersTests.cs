@@ -1,0 +1,121 @@
+using MlNetFineTune.Tensors.Cpu;
+using Xunit;
+
+namespace MlNetFineTune.Tensors.Tests;
+
+/// <summary>Recycling of gradient buffers during backward (TensorBuffers): results must not change.</summary>
+[Collection("GlobalKernelState")]
+public sealed class TensorBuffersTests
+{
+    // Shapes large enough (>= MinPooledLength elements) that every intermediate gradient is pooled.
+    private static (Tensor[] Leaves, Tensor Loss) Graph(int seed)
+    {
+        var rng = new Rng((ulong)seed);
+        var x = Tensor.RandN(rng, 64, 16, 64).RequireGrad();                 // 65,536 elements
+        var w1 = Tensor.RandN(rng, 0f, 0.1f, 128, 64).RequireGrad();
+        var b1 = Tensor.RandN(rng, 128).RequireGrad();
+        var w2 = Tensor.RandN(rng, 0f, 0.1f, 64, 128).RequireGrad();
+        var ln = Tensor.RandN(rng, 64).RequireGrad();
+        var h = Ops.Gelu(Ops.Linear(x, w1, b1));                               // [64, 16, 128]
+        h = Ops.Dropout(h, 0.1f, new Rng(7));
+        var y = Ops.Linear(h, w2);                                             // [64, 16, 64]
+        y = Ops.Add(y, x);                                                     // residual: x used twice
+        y = Ops.LayerNorm(y, [64], ln, null);
+        var heads = y.Reshape(64, 16, 4, 16).Permute(0, 2, 1, 3);              // [64, 4, 16, 16] view
+        var scores = Ops.MatMul(heads, heads.Transpose(-1, -2));               // same tensor on both sides
+        var p = Ops.AttentionSoftmax(scores, 0.25f);
+        var ctx = Ops.MatMul(p, heads).Permute(0, 2, 1, 3).Reshape(64, 16, 64);
+        var z = Ops.Add(ctx, ctx);                                             // pass-through gradient twice
+        z = Ops.Mul(z, Ops.Add(y, y));
+        var loss = Ops.Sum(Ops.Mul(z, z));
+        return ([x, w1, b1, w2, ln], loss);
+    }
+
+    private static float[][] Grads(int seed)
+    {
+        var (leaves, loss) = Graph(seed);
+        loss.Backward();
+        return leaves.Select(l => l.Grad!.ToArray()).ToArray();
+    }
+
+    [Fact]
+    public void RecyclingDoesNotChangeAnyGradient()
+    {
+        bool before = TensorBuffers.Enabled;
+        try
+        {
+            TensorBuffers.Enabled = false;
+            var reference = Grads(3);
+            TensorBuffers.Enabled = true;
+            TensorBuffers.Trim();
+            // The first pass fills the pool; the next ones compute their forward and backward in recycled buffers
+            // (whose stale contents must never show).
+            for (int pass = 0; pass < 3; pass++)
+            {
+                var got = Grads(3);
+                for (int i = 0; i < reference.Length; i++) Assert.Equal(reference[i], got[i]);
+            }
+        }
+        finally { TensorBuffers.Enabled = before; }
+    }
+
+    [Fact]
+    public void ABackwardPassRecyclesItsIntermediateGradients()
+    {
+        TensorBuffers.Trim();
+        var (_, loss) = Graph(5);
+        loss.Backward();
+        Assert.True(TensorBuffers.PooledBytes > 0);
+        long held = TensorBuffers.PooledBytes;
+        var reused = TensorBuffers.Rent(64 * 16 * 64);  // a size the pass used and gave back
+        Assert.True(TensorBuffers.PooledBytes < held);
+        Assert.Equal(64 * 16 * 64, reused.Length);
+    }
+
+    [Fact]
+    public void AGradientPassedThroughToTwoInputsIsNotAccumulatedInPlace()
+    {
+        // w = (x + z) + x: the outer add hands one buffer G to (x + z) and to x; the inner add hands G on to x
+        // (which already holds G) and to z. Accumulating x's gradient in place would double z's as well.
+        var rng = new Rng(4);
+        var x = Tensor.RandN(rng, 256, 256).RequireGrad();
+        var z = Tensor.RandN(rng, 256, 256).RequireGrad();
+        var c = Tensor.RandN(rng, 256, 256);
+        Ops.Sum(Ops.Mul(Ops.Add(Ops.Add(x, z), x), c)).Backward();
+        Assert.Equal(c.ToArray(), z.Grad!.ToArray());
+        Assert.Equal(Ops.MulScalar(c, 2f).ToArray(), x.Grad!.ToArray());
+    }
+
+    [Fact]
+    public void LeavesSharingAGradientGetSeparateBuffers()
+    {
+        var rng = new Rng(9);
+        var a = Tensor.RandN(rng, 256, 256).RequireGrad();
+        var b = Tensor.RandN(rng, 256, 256).RequireGrad();
+        Ops.Sum(Ops.Mul(Ops.Add(a, b), Ops.Add(a, b))).Backward(); // add passes one gradient to both leaves
+        Assert.False(ReferenceEquals(a.Grad!.Storage, b.Grad!.Storage));
+        var bBefore = b.Grad.ToArray();
+        a.Grad.AsSpan().Fill(123f);
+        Assert.Equal(bBefore, b.Grad.ToArray());
+        Assert.Equal(bBefore, Ops.MulScalar(Ops.Add(a, b), 2f).Detach().ToArray());
+    }
+
+    [Fact]
+    public void TheCallersGradientAndTheActivationsAreNeverRecycled()
+    {
+        TensorBuffers.Trim();
+        var rng = new Rng(2);
+        var x = Tensor.RandN(rng, 256, 256).RequireGrad();
+        var y = Ops.Gelu(x);
+        var g = Tensor.RandN(rng, 256, 256);
+        var gCopy = g.ToArray();
+        var yCopy = y.Detach().ToArray();
+        y.Backward(g);
+        // Rent everything the pool holds and scribble on it: the caller's tensors must not change.
+        var rented = new List<float[]>();
+        while (TensorBuffers.PooledBytes > 0) { var r = TensorBuffers.Rent(256 * 256); r.AsSpan().Fill(float.NaN); rented.Add(r); if (rented.Count > 64) break; }
+        Assert.Equal(gCopy, g.ToArray());
+        Assert.Equal(yCopy, y.Detach().ToArray());
+        Assert.DoesNotContain(rented, r => ReferenceEquals(r, x.Grad!.Storage));
+    }
+}
