@@ -32,7 +32,7 @@ public static partial class Ops
         var s = new Conv2dShape(n, c, h, w, oc, weight.ShapeArr[2], weight.ShapeArr[3], sh, sw, ph, pw, dh, dw, groups);
         var xd = x.Dense<float>();
         var wd = weight.Dense<float>();
-        var y = new float[n * oc * s.OH * s.OW];
+        var y = TensorBuffers.RentZeroed(n * oc * s.OH * s.OW);
         ConvKernels.Conv2dForward(s, xd, wd, bias?.Dense<float>(), y);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         int[] xShape = x.ShapeArr, wShape = weight.ShapeArr;
@@ -42,13 +42,13 @@ public static partial class Ops
             Tensor? gx = null, gw = null, gb = null;
             if (x.RequiresGrad)
             {
-                var a = new float[xd.Length];
+                var a = TensorBuffers.RentZeroed(xd.Length);
                 ConvKernels.Conv2dBackwardInput(s, gd, wd, a);
                 gx = new Tensor(a, xShape);
             }
             if (weight.RequiresGrad)
             {
-                var a = new float[wd.Length];
+                var a = TensorBuffers.RentZeroed(wd.Length);
                 ConvKernels.Conv2dBackwardWeight(s, gd, xd, a, accumulate: false);
                 gw = new Tensor(a, wShape);
             }
@@ -72,13 +72,13 @@ public static partial class Ops
         int n = x.ShapeArr[0], c = x.ShapeArr[1], h = x.ShapeArr[2], w = x.ShapeArr[3];
         var (oh, ow) = PoolKernels.Pool2dOutputSize(h, w, kh, kw, sh, sw, ph, pw);
         var xd = x.Dense<float>();
-        var y = new float[n * c * oh * ow];
+        var y = TensorBuffers.RentZeroed(n * c * oh * ow);
         var arg = new int[y.Length];
         PoolKernels.MaxPool2dForward(n, c, h, w, kh, kw, sh, sw, ph, pw, xd, y, arg);
         int[] xShape = x.ShapeArr;
         return Tensor.Record(new Tensor(y, [n, c, oh, ow]), "max_pool2d", [x], g =>
         {
-            var gx = new float[xd.Length];
+            var gx = TensorBuffers.RentZeroed(xd.Length);
             PoolKernels.MaxPool2dBackward(n, c, h, w, kh, kw, sh, sw, ph, pw, g.Dense<float>(), arg, gx);
             return [new Tensor(gx, xShape)];
         });
@@ -94,12 +94,12 @@ public static partial class Ops
         int n = x.ShapeArr[0], c = x.ShapeArr[1], h = x.ShapeArr[2], w = x.ShapeArr[3];
         var (oh, ow) = PoolKernels.Pool2dOutputSize(h, w, kh, kw, sh, sw, ph, pw);
         var xd = x.Dense<float>();
-        var y = new float[n * c * oh * ow];
+        var y = TensorBuffers.RentZeroed(n * c * oh * ow);
         PoolKernels.AvgPool2dForward(n, c, h, w, kh, kw, sh, sw, ph, pw, countIncludePad, xd, y);
         int[] xShape = x.ShapeArr;
         return Tensor.Record(new Tensor(y, [n, c, oh, ow]), "avg_pool2d", [x], g =>
         {
-            var gx = new float[xd.Length];
+            var gx = TensorBuffers.RentZeroed(xd.Length);
             PoolKernels.AvgPool2dBackward(n, c, h, w, kh, kw, sh, sw, ph, pw, countIncludePad, g.Dense<float>(), gx);
             return [new Tensor(gx, xShape)];
         });
@@ -117,7 +117,7 @@ public static partial class Ops
         int[] outShape = keepDim ? [n, c, 1, 1] : [n, c];
         return Tensor.Record(new Tensor(y, outShape), "global_avg_pool2d", [x], g =>
         {
-            var gx = new float[xd.Length];
+            var gx = TensorBuffers.RentZeroed(xd.Length);
             PoolKernels.GlobalAvgPoolBackward(n, c, h, w, g.Dense<float>(), gx);
             return [new Tensor(gx, xShape)];
         });
@@ -130,12 +130,12 @@ public static partial class Ops
         int n = x.ShapeArr[0], c = x.ShapeArr[1], h = x.ShapeArr[2], w = x.ShapeArr[3];
         var (oh, ow) = PoolKernels.ZeroPad2dOutputSize(h, w, left, right, top, bottom);
         var xd = x.Dense<float>();
-        var y = new float[n * c * oh * ow];
+        var y = TensorBuffers.RentZeroed(n * c * oh * ow);
         PoolKernels.ZeroPad2dForward(n, c, h, w, left, right, top, bottom, xd, y);
         int[] xShape = x.ShapeArr;
         return Tensor.Record(new Tensor(y, [n, c, oh, ow]), "zero_pad2d", [x], g =>
         {
-            var gx = new float[xd.Length];
+            var gx = TensorBuffers.RentZeroed(xd.Length);
             PoolKernels.ZeroPad2dBackward(n, c, h, w, left, right, top, bottom, g.Dense<float>(), gx);
             return [new Tensor(gx, xShape)];
         });

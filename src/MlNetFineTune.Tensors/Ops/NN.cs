@@ -247,14 +247,14 @@ public static partial class Ops
                 throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {idx[i]} at position {i} is outside the vocabulary of {v} rows (weight{weight.Describe()}).");
             rows[i] = (int)idx[i];
         }
-        var y = new float[idx.Length * dDim];
+        var y = TensorBuffers.RentZeroed(idx.Length * dDim);
         for (int i = 0; i < rows.Length; i++) Array.Copy(wd, w.Offset + rows[i] * dDim, y, i * dDim, dDim);
         int[] outShape = [.. ids.ShapeArr, dDim];
         return Tensor.Record(new Tensor(y, outShape), "embedding", [weight], g =>
         {
             // Sparse-style: only rows that were looked up are touched.
             var gd = g.Dense<float>();
-            var gw = new float[v * dDim];
+            var gw = TensorBuffers.RentZeroed(v * dDim);
             for (int i = 0; i < rows.Length; i++)
             {
                 if (paddingIdx is int pi && rows[i] == pi) continue;
