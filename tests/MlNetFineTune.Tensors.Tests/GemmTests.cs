@@ -175,6 +175,84 @@ public sealed class GemmTests
         }
     }
 
+    // Sgemm followed by a separate bias pass and GELU over each row: what the fused epilogue must reproduce.
+    private static float[] Unfused(Problem pr, bool accumulate, float[] bias, GemmActivation act)
+    {
+        var c = Run(pr, accumulate);
+        for (int i = 0; i < pr.M; i++)
+        {
+            var row = c.AsSpan(pr.C0.Offset + i * pr.C0.Ld, pr.N);
+            for (int j = 0; j < pr.N; j++) row[j] += bias[3 + j];
+            if (act != GemmActivation.None) VecKernels.Gelu(row, row, act == GemmActivation.GeluTanh);
+        }
+        return c;
+    }
+
+    private static void CheckEpilogue(Problem pr, string name)
+    {
+        var rng = new Random(pr.M + pr.N);
+        var bias = Enumerable.Range(0, pr.N + 5).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        foreach (var level in Levels)
+        {
+            using var scope = Simd.Force(level);
+            foreach (bool accumulate in new[] { false, true })
+            foreach (var act in new[] { GemmActivation.None, GemmActivation.Gelu, GemmActivation.GeluTanh })
+            {
+                var want = Unfused(pr, accumulate, bias, act);
+                float[]? first = null;
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    string what = $"{name} {pr.M}x{pr.N}x{pr.K} tA={pr.TransA} tB={pr.TransB} acc={accumulate} {act} {level} threads={threads}";
+                    var c = (float[])pr.C0.Data.Clone();
+                    WithThreads(threads, () => Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K,
+                        pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld, c, pr.C0.Offset, pr.C0.Ld, accumulate,
+                        bias, 3, act));
+                    for (int i = 0; i < c.Length; i++)
+                        Assert.True(Math.Abs(c[i] - want[i]) <= 1e-6f * (1 + Math.Abs(want[i])), $"{what}: [{i}] {c[i]} vs {want[i]}");
+                    if (first == null) first = c;
+                    else Assert.True(first.AsSpan().SequenceEqual(c), $"{what}: differs bitwise from threads=1");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void SgemmEpilogue_AddsBiasAndActivation_AllPaths(int m, int n, int k)
+    {
+        int seed = m * 7919 + n * 31 + k;
+        foreach (var (tA, tB) in Transposes)
+        {
+            var pr = MakeProblem(tA, tB, m, n, k, seed++);
+            CheckEpilogue(pr, "default");
+            WithHooks(forcePacked: true, blocking: null, () => CheckEpilogue(pr, "packed"));
+        }
+        // Many k, m and n blocks with ragged edges: the epilogue must run once per tile, after the last k block.
+        WithHooks(forcePacked: true, blocking: (37, 20, 40), () => CheckEpilogue(MakeProblem(false, true, 71, 101, 130, seed), "small-blocks"));
+    }
+
+    [Fact]
+    public void LinearGelu_EqualsGeluOfLinear_AndKeepsTheGraphWhenGradientsAreNeeded()
+    {
+        var rng = new Rng(8);
+        var x = Tensor.RandN(rng, 5, 9, 48);
+        var w = Tensor.RandN(rng, 0f, 0.2f, 70, 48);
+        var b = Tensor.RandN(rng, 70);
+        foreach (var approx in new[] { GeluApproximation.None, GeluApproximation.Tanh })
+        {
+            var fused = Ops.LinearGelu(x, w, b, approx).ToArray();
+            var plain = Ops.Gelu(Ops.Linear(x, w, b), approx).ToArray();
+            for (int i = 0; i < fused.Length; i++) Assert.True(Math.Abs(fused[i] - plain[i]) <= 1e-6f * (1 + Math.Abs(plain[i])));
+        }
+        Assert.Equal(new[] { 5, 9, 70 }, Ops.LinearGelu(x, w, null).Shape);
+        var wg = w.Detach().RequireGrad();
+        var y = Ops.LinearGelu(x, wg, b);
+        Assert.Equal("gelu", y.GradFnName);
+        Ops.Sum(y).Backward();
+        Assert.NotNull(wg.Grad);
+        Assert.Contains("does not end in 48", Assert.Throws<ArgumentException>(() => Ops.LinearGelu(Tensor.Zeros(2, 47), w, b)).Message);
+    }
+
     [Fact]
     public void Sgemm_LargeOddShape_MatchesReference()
     {

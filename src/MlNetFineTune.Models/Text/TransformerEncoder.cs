@@ -201,7 +201,13 @@ public sealed class TransformerEncoder : Module
             var probs = _attnDropout.Forward(Ops.AttentionSoftmax(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh), extMask));
             var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, s, _c.HiddenSize);
             var attn = _attnNorm.Forward(Ops.Add(_hiddenDropout.Forward(_attnOut.Forward(ctx)), x));
-            var inter = Activation.Apply(_c.HiddenAct, _ffnIn.Forward(attn));
+            // GELU (the usual activation) fuses with the FFN-in GEMM when no gradient is needed.
+            var inter = _c.HiddenAct switch
+            {
+                "gelu" => Ops.LinearGelu(attn, _ffnIn.Weight, _ffnIn.Bias),
+                "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Ops.LinearGelu(attn, _ffnIn.Weight, _ffnIn.Bias, GeluApproximation.Tanh),
+                _ => Activation.Apply(_c.HiddenAct, _ffnIn.Forward(attn)),
+            };
             return _outNorm.Forward(Ops.Add(_hiddenDropout.Forward(_ffnOut.Forward(inter)), attn));
         }
     }

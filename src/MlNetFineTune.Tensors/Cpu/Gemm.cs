@@ -63,6 +63,38 @@ public static class Gemm
     }
 
     /// <summary>
+    /// <see cref="Sgemm"/> followed, tile by tile while C is still in cache, by C[i, j] += bias[biasOffset + j]
+    /// (when <paramref name="bias"/> is given) and then <paramref name="activation"/>: a linear layer's bias and
+    /// activation without separate passes over C. The bias is added after the products (and after the old C
+    /// when <paramref name="accumulate"/>).
+    /// </summary>
+    public static unsafe void SgemmEpilogue(bool transA, bool transB, int m, int n, int k,
+        float[] a, int aOffset, int lda,
+        float[] b, int bOffset, int ldb,
+        float[] c, int cOffset, int ldc,
+        bool accumulate, float[]? bias, int biasOffset, GemmActivation activation)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (m == 0 || n == 0) return;
+        CheckOperand(nameof(a), a.Length, aOffset, 0, 1, transA ? k : m, transA ? m : k, lda);
+        CheckOperand(nameof(b), b.Length, bOffset, 0, 1, transB ? n : k, transB ? k : n, ldb);
+        CheckOperand(nameof(c), c.Length, cOffset, 0, 1, m, n, ldc);
+        if (bias is not null) CheckOperand(nameof(bias), bias.Length, biasOffset, 0, 1, 1, n, n);
+
+        fixed (float* pa = a, pb = b, pc = c, pbias = bias)
+        {
+            var epilogue = new GemmEpilogue(bias is null ? null : pbias + biasOffset, activation);
+            Multiply(CurrentLevel, transA, transB, m, n, k, pa + aOffset, lda, pb + bOffset, ldb,
+                pc + cOffset, ldc, accumulate, WorkerPool.Threads, epilogue);
+        }
+    }
+
+    /// <summary>
     /// Batched <see cref="Sgemm"/>: for i in [0, <paramref name="batch"/>), multiplies the matrices that start
     /// at aOffset + i*strideA, bOffset + i*strideB into the one at cOffset + i*strideC, exactly as
     /// <see cref="Sgemm"/> would. A stride of 0 broadcasts that operand to every batch. A strideC of 0 makes
@@ -184,22 +216,25 @@ public static class Gemm
 
     /// <summary>The GEMM on raw pointers (already offset and validated); uses at most maxThreads threads.</summary>
     internal static unsafe void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
-        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads)
+        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads,
+        in GemmEpilogue epilogue = default)
     {
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
             if (!accumulate)
                 for (int i = 0; i < m; i++) new Span<float>(c + i * ldc, n).Clear();
+            if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
             return;
         }
         long work = (long)m * n * k;
         if (!ForcePacked && (work < SmallWork || m == 1))
         {
             Direct(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
             return;
         }
-        GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads);
+        GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads, epilogue);
     }
 
     // ---------------------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ internal static unsafe class GemmPacked
     internal const long MinWorkPerThread = 1L << 19;
 
     public static void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
-        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads)
+        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads,
+        in GemmEpilogue epilogue = default)
     {
         var bk = GemmBlocking.For(level);
         long work = (long)m * n * k;
@@ -75,6 +76,7 @@ internal static unsafe class GemmPacked
         job.M = m; job.N = n; job.K = k;
         job.A = a; job.Lda = lda; job.B = b; job.Ldb = ldb; job.C = c; job.Ldc = ldc;
         job.Accumulate = accumulate;
+        job.Epilogue = epilogue;
         job.KBlocks = kBlocks; job.NPanels = nPanels; job.NBlocks = nBlocks;
         long bBlock = ((long)kcMax * ncPanelsMax * bk.NR + 15) & ~15L;
         job.BPack = Buffers.PackB(team > 1 ? 2 * bBlock : bBlock);
@@ -93,6 +95,7 @@ internal static unsafe class GemmPacked
         finally
         {
             job.A = job.B = job.C = job.BPack = null;
+            job.Epilogue = default;
         }
     }
 
@@ -130,6 +133,7 @@ internal static unsafe class GemmPacked
         public static Job ForThisThread() => t_job ??= new Job();
 
         public GemmBlocking Bk;
+        public GemmEpilogue Epilogue;
         public bool TransA, TransB, Accumulate;
         public int M, N, K, KBlocks, NPanels, NBlocks;
         public float* A, B, C, BPack;
@@ -281,7 +285,8 @@ internal static unsafe class GemmPacked
                         }
                         int cp0 = (int)((long)ncPanels * cc / colChunks), cp1 = (int)((long)ncPanels * (cc + 1) / colChunks);
                         if (team > 1 && kb > 0) WaitFor(ref _unitStep[u], step);
-                        Macro(bk, mc, nc, kc, cp0, cp1, apack, bpack, C + i0 * Ldc + j0, Ldc, overwrite);
+                        Macro(bk, mc, nc, kc, cp0, cp1, apack, bpack, C + i0 * Ldc + j0, Ldc, overwrite,
+                            kb == kBlocks - 1 ? Epilogue.At(j0) : default);
                         if (team > 1)
                         {
                             // Raise, never lower: at the first k block of an NC block a unit does not wait,
@@ -305,7 +310,7 @@ internal static unsafe class GemmPacked
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Macro(in GemmBlocking bk, int mc, int nc, int kc, int cp0, int cp1,
-        float* apack, float* bpack, float* c, nint ldc, bool overwrite)
+        float* apack, float* bpack, float* c, nint ldc, bool overwrite, GemmEpilogue epilogue)
     {
         int mr = bk.MR, nr = bk.NR;
         float* tile = stackalloc float[16 * 32];
@@ -345,6 +350,7 @@ internal static unsafe class GemmPacked
                         else for (int q = 0; q < cols; q++) dst[q] += src[q];
                     }
                 }
+                if (epilogue.Active) epilogue.Apply(cij, ldc, rows, cols, j);
             }
         }
     }
@@ -556,4 +562,43 @@ internal static unsafe class GemmPacked
             return (float*)((addr + 63) & ~(nint)63);
         }
     }
+}
+
+/// <summary>
+/// What a GEMM does to each finished tile of C while it is still in cache: add a per-column bias (a linear
+/// layer's bias, C[i, j] += bias[j]) and/or apply an activation. Fusing them saves the separate passes over C.
+/// </summary>
+internal readonly unsafe struct GemmEpilogue(float* bias, GemmActivation activation)
+{
+    /// <summary>Bias per column of C, already offset to the column the current block starts at.</summary>
+    public readonly float* Bias = bias;
+    public readonly GemmActivation Activation = activation;
+
+    public bool Active => Bias != null || Activation != GemmActivation.None;
+
+    /// <summary>The same epilogue for a block of C that starts at column <paramref name="j0"/>.</summary>
+    public GemmEpilogue At(int j0) => new(Bias == null ? null : Bias + j0, Activation);
+
+    /// <summary>Applies it to the rows x cols tile at c (row stride ldc) that starts at column j of the block.</summary>
+    public void Apply(float* c, nint ldc, int rows, int cols, int j)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = new Span<float>(c + r * ldc, cols);
+            if (Bias != null) System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(Bias + j, cols), row);
+            if (Activation == GemmActivation.Gelu) VecKernels.Gelu(row, row, tanhApprox: false);
+            else if (Activation == GemmActivation.GeluTanh) VecKernels.Gelu(row, row, tanhApprox: true);
+        }
+    }
+}
+
+/// <summary>An activation a GEMM can apply to its output (<see cref="GemmEpilogue"/>).</summary>
+public enum GemmActivation
+{
+    /// <summary>None.</summary>
+    None,
+    /// <summary>Exact GELU, x * Phi(x).</summary>
+    Gelu,
+    /// <summary>GELU, tanh approximation.</summary>
+    GeluTanh,
 }

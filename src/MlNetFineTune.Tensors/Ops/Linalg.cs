@@ -115,6 +115,41 @@ public static partial class Ops
             b.RequiresGrad ? SumTo(MatMul(Transpose(a, -2, -1), g), bShape) : null]);
     }
 
+    /// <summary>y[rows, outF] = x2 W^T (+ bias) then the activation, the bias and activation fused into the GEMM.</summary>
+    private static float[] LinearForward(Tensor x2, Tensor w, Tensor? bias, int rows, int inF, int outF, GemmActivation act)
+    {
+        var y = TensorBuffers.Rent(rows * outF);   // the GEMM writes every element (k = 0 included)
+        if (y.Length > 0)
+        {
+            var bd = bias?.Dense<float>();
+            Gemm.SgemmEpilogue(false, true, rows, outF, inF, x2.F, x2.Offset, inF, w.F, w.Offset, inF, y, 0, outF,
+                accumulate: false, bd, 0, act);
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// GELU(Linear(x, weight, bias)): a transformer's feed-forward input layer. Without gradients (inference) the
+    /// bias and GELU are applied to each GEMM tile while it is in cache; with gradients it is exactly
+    /// <c>Gelu(Linear(x, weight, bias), approximate)</c>, whose backward needs the pre-activation.
+    /// </summary>
+    public static Tensor LinearGelu(Tensor x, Tensor weight, Tensor? bias = null, GeluApproximation approximate = GeluApproximation.None)
+    {
+        if (Tensor.AnyRequiresGrad(x, weight, bias)) return Gelu(Linear(x, weight, bias), approximate);
+        RequireFloat(x, "linear", "x"); RequireFloat(weight, "linear", "weight");
+        if (weight.Rank != 2) throw new ArgumentException($"linear: weight{weight.Describe()} must be 2-D [out, in].");
+        int outF = weight.ShapeArr[0], inF = weight.ShapeArr[1];
+        if (x.Rank == 0 || x.ShapeArr[^1] != inF)
+            throw new ArgumentException($"linear: input {ShapeUtil.Format(x.ShapeArr)} does not end in {inF}, the weight's input size ({ShapeUtil.Format(weight.ShapeArr)}).");
+        if (bias is not null && (bias.Rank != 1 || bias.ShapeArr[0] != outF))
+            throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.ShapeArr)} must be [{outF}].");
+        int rows = x.Numel / Math.Max(inF, 1);
+        var x2 = Contiguous(Reshape(x, rows, inF));
+        var w = weight.IsContiguous ? weight : Contiguous(weight);
+        var act = approximate == GeluApproximation.Tanh ? GemmActivation.GeluTanh : GemmActivation.Gelu;
+        return new Tensor(LinearForward(x2, w, bias, rows, inF, outF, act), [.. x.ShapeArr[..^1], outF]);
+    }
+
     /// <summary>y = x W^T + b for x [..., in], W [out, in], b [out] (optional).</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
@@ -129,14 +164,7 @@ public static partial class Ops
         int rows = x.Numel / Math.Max(inF, 1);
         var x2 = Contiguous(Reshape(x.Detach(), rows, inF));
         var w = weight.IsContiguous ? weight : Contiguous(weight.Detach());
-        var y = inF > 0 || bias is not null ? TensorBuffers.Rent(rows * outF) : new float[rows * outF];
-        if (bias is not null)
-        {
-            var bd = bias.Dense<float>();
-            for (int r = 0; r < rows; r++) Array.Copy(bd, 0, y, r * outF, outF);
-        }
-        if (y.Length > 0)
-            Gemm.Sgemm(false, true, rows, outF, inF, x2.F, x2.Offset, inF, w.F, w.Offset, inF, y, 0, outF, accumulate: bias is not null);
+        var y = LinearForward(x2, w, bias, rows, inF, outF, GemmActivation.None);
         int[] outShape = [.. x.ShapeArr[..^1], outF];
         var result = new Tensor(y, outShape);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
