@@ -1,3 +1,4 @@
+using MlNetFineTune.Tensors.Cpu;
 using MlNetFineTune.Models.Nn;
 using MlNetFineTune.Tensors;
 
@@ -73,7 +74,13 @@ public sealed class TransformerEncoder : Module
             var m = attentionMask.DType == DType.Float32 ? attentionMask.Detach() : Ops.ToFloat(attentionMask);
             ext = Ops.MulScalar(Ops.AddScalar(Ops.Neg(m), 1f), float.MinValue).Reshape(b, 1, 1, s);
         }
-        foreach (var layer in _layers.Items) h = layer.Forward(h, ext);
+        foreach (var layer in _layers.Items)
+        {
+            var input = h;
+            // Without a graph (inference) a layer's intermediates are dead when it returns: their buffers are recycled
+            // for the next layer. (Only the layer's output leaves EncoderLayer.Forward.)
+            h = TensorBuffers.RecycleIntermediates(() => layer.Forward(input, ext));
+        }
         return h;
     }
 

@@ -84,6 +84,33 @@ internal static class TensorBuffers
     /// <summary>True when <paramref name="buffer"/> was rented during the current recording and is not yet handed back.</summary>
     public static bool IsRecorded(float[] buffer) => _recorded is not null && _recorded.Contains(buffer);
 
+    /// <summary>
+    /// Hands back every buffer rented during the current recording except <paramref name="keep"/>. For a block of
+    /// inference code whose intermediates are provably dead once it returns (no graph was recorded, and only the
+    /// result, whose storage is <paramref name="keep"/>, leaves it); see <see cref="RecycleIntermediates"/>.
+    /// </summary>
+    public static void ReleaseRecordedExcept(float[]? keep)
+    {
+        var recorded = _recorded;
+        if (recorded is null) return;
+        if (keep is not null) recorded.Remove(keep);
+        foreach (var buffer in recorded.ToArray()) ReleaseIfRecorded(buffer);
+        recorded.Clear();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="block"/> and, when its result carries no autograd graph (inference: no-grad mode or
+    /// nothing requires grad), recycles the buffers of every tensor the block created except the result's. The
+    /// block must not store any tensor it creates anywhere but in its result (a transformer layer's forward).
+    /// </summary>
+    public static Tensor RecycleIntermediates(Func<Tensor> block)
+    {
+        using var recording = Record();
+        var result = block();
+        if (!result.RequiresGrad) ReleaseRecordedExcept(result.Storage as float[]);
+        return result;
+    }
+
     /// <summary>Drops every held buffer (tests; memory pressure).</summary>
     public static void Trim()
     {

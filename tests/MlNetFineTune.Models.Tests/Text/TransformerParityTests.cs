@@ -108,4 +108,37 @@ public class TransformerParityTests
             tmp.Delete(true);
         }
     }
+    [Fact]
+    public void InferenceForwardRecyclingBuffersMatchesTheGradForwardAndRepeatsExactly()
+    {
+        // Large enough (4 x 64 tokens, hidden 256) that every intermediate is recycled between layers.
+        var cfg = new TransformerConfig
+        {
+            VocabSize = 500, HiddenSize = 256, NumLayers = 3, NumHeads = 4, IntermediateSize = 512, MaxPositions = 128,
+            HiddenDropout = 0.1f, AttentionDropout = 0.1f, HiddenAct = "gelu", TypeVocabSize = 2, LayerNormEps = 1e-12f,
+        };
+        var encoder = new TransformerClassifier(cfg, TransformerHead.SequenceClassification, 2, new Rng(3)).Encoder;
+        encoder.Eval();
+        var rng = new Rng(4);
+        Tensor Ids() => Tensor.FromArray(Enumerable.Range(0, 256).Select(_ => (long)(1 + rng.NextInt(499))).ToArray(), 4, 64);
+        var ids = Ids();
+        var mask = Tensor.FromArray(Enumerable.Range(0, 256).Select(i => i % 64 < 50 + i / 64 * 4 ? 1L : 0L).ToArray(), 4, 64);
+        var withGraph = encoder.Forward(ids, mask);               // parameters require grad: a graph, nothing recycled
+        Assert.True(withGraph.RequiresGrad);
+        var want = withGraph.Detach().ToArray();
+        float[]? first = null;
+        for (int pass = 0; pass < 3; pass++)
+        {
+            float[] got;
+            using (Tensor.NoGrad())
+            {
+                _ = encoder.Forward(Ids(), mask);                    // scribbles over recycled buffers in between
+                got = encoder.Forward(ids, mask).ToArray();
+            }
+            for (int i = 0; i < want.Length; i++)
+                Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5f + 1e-5f * Math.Abs(want[i]), $"pass {pass} [{i}]: {got[i]} vs {want[i]}");
+            if (first is null) first = got;
+            else Assert.Equal(first, got);
+        }
+    }
 }
