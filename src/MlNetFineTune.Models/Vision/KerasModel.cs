@@ -1,3 +1,4 @@
+using MlNetFineTune.Tensors.Cpu;
 using MlNetFineTune.Models.Formats;
 using MlNetFineTune.Models.Nn;
 using MlNetFineTune.Tensors;
@@ -157,6 +158,12 @@ public sealed class KerasModel : Module, IImageBackbone
             throw new ArgumentException($"KerasModel expects images [N, {InputChannels}, H, W], got [{string.Join(", ", images.Shape)}].", nameof(images));
         var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var args = new List<Tensor>(4);
+        // Inference (no value carries a graph): once a layer has run, every buffer rented so far that no live value
+        // refers to is dead, and is recycled for the layers after it. Stops for the rest of the pass at the first
+        // value that requires grad (its graph may hold intermediates).
+        using var recording = TensorBuffers.Record();
+        bool recycle = true;
+        var live = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < _layers.Count; i++)
         {
             var layer = _layers[i];
@@ -175,6 +182,18 @@ public sealed class KerasModel : Module, IImageBackbone
             }
             foreach (var r in layer.Spec.Inputs)
                 if (_lastUse[r.Layer] == i && !keep.Contains(r.Layer)) values.Remove(r.Layer);
+            if (!recycle) continue;
+            if (values[layer.LayerName].RequiresGrad)
+            {
+                recycle = false;
+                TensorBuffers.ForgetRecorded();
+                continue;
+            }
+            live.Clear();
+            if (images.Storage is float[] input) live.Add(input);
+            foreach (var v in values.Values)
+                if (v.Storage is float[] a) live.Add(a);
+            TensorBuffers.ReleaseRecordedNotIn(live);
         }
         return keep.ToDictionary(k => k, k => values[k], StringComparer.Ordinal);
     }

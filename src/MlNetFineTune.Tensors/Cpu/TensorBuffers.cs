@@ -99,6 +99,23 @@ internal static class TensorBuffers
     }
 
     /// <summary>
+    /// Hands back every buffer rented during the current recording that is not in <paramref name="live"/>; the
+    /// live ones stay recorded. For an executor that knows which values are still needed (no graph recorded).
+    /// </summary>
+    public static void ReleaseRecordedNotIn(HashSet<float[]> live)
+    {
+        var recorded = _recorded;
+        if (recorded is null || recorded.Count == 0) return;
+        List<float[]>? dead = null;
+        foreach (var buffer in recorded)
+            if (!live.Contains(buffer)) (dead ??= []).Add(buffer);
+        if (dead is not null) foreach (var buffer in dead) ReleaseIfRecorded(buffer);
+    }
+
+    /// <summary>Forgets everything recorded so far in the current recording (none of it will be handed back).</summary>
+    public static void ForgetRecorded() => _recorded?.Clear();
+
+    /// <summary>
     /// Runs <paramref name="block"/> and, when its result carries no autograd graph (inference: no-grad mode or
     /// nothing requires grad), recycles the buffers of every tensor the block created except the result's. The
     /// block must not store any tensor it creates anywhere but in its result (a transformer layer's forward).

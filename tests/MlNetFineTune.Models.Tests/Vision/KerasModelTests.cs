@@ -36,6 +36,32 @@ public sealed class KerasModelTests(ITestOutputHelper output) : IDisposable
         root["modelTopology"]!["config"]!["layers"]!.AsArray().Select(l => l!.AsObject()).Single(l => l["name"]!.GetValue<string>() == name);
 
     [Fact]
+    public void MobileNetV2_InferenceRecyclingBuffersMatchesTheGraphForwardAndRepeatsExactly()
+    {
+        // Residual blocks keep a value alive across layers (block_N_add): recycling must wait for its last use.
+        var model = KerasModel.Load(KerasTestData.ShippedModel("mobilenet_v2"), outputLayer: "block_6_project_BN");
+        model.Eval();
+        var rng = new Rng(6);
+        var images = Tensor.RandUniform(rng, 0f, 1f, 2, 3, 96, 96);
+        var withGraph = model.ForwardLayers(images, "block_2_add", "block_6_project_BN");   // parameters require grad
+        Assert.True(withGraph["block_6_project_BN"].RequiresGrad);
+        var want = withGraph["block_6_project_BN"].Detach().ToArray();
+        var wantAdd = withGraph["block_2_add"].Detach().ToArray();
+        float[]? first = null;
+        for (int pass = 0; pass < 3; pass++)
+        {
+            using var _ = Tensor.NoGrad();
+            model.Forward(Tensor.RandUniform(rng, 0f, 1f, 2, 3, 96, 96));            // scribbles over recycled buffers
+            var got = model.ForwardLayers(images, "block_2_add", "block_6_project_BN");
+            var y = got["block_6_project_BN"].ToArray();
+            Assert.Equal(wantAdd, got["block_2_add"].ToArray());
+            Assert.Equal(want, y);
+            if (first is null) first = y;
+            else Assert.Equal(first, y);
+        }
+    }
+
+    [Fact]
     public void MobileNetV2_ParameterNamesShapesAndDefaults()
     {
         var model = KerasModel.Load(KerasTestData.ShippedModel("mobilenet_v2"));
