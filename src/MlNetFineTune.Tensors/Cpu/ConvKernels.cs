@@ -538,20 +538,13 @@ public static class ConvKernels
         var shape = s;
         WorkerPool.For(n, 1, (n0, n1) =>
         {
-            float[]? col = shape.IsPointwise ? null : ArrayPool<float>.Shared.Rent(ColLength(shape));
-            try
+            for (int i = n0; i < n1; i++)
             {
-                for (int i = n0; i < n1; i++)
-                {
-                    float[] src = col ?? x;
-                    int srcOff = col is null ? i * chw : 0;
-                    if (col is not null) Im2colChannels(shape, x, i * chw, col, 0, shape.C);
-                    for (int r = 0; r < kk; r++) Array.Copy(src, srcOff + r * p, all, r * total + i * p, p);
-                }
-            }
-            finally
-            {
-                if (col is not null) ArrayPool<float>.Shared.Return(col);
+                // Image i's columns go straight to colAll[:, i*P .. i*P + P) (row stride N*P).
+                if (shape.IsPointwise)
+                    for (int r = 0; r < kk; r++) Array.Copy(x, i * chw + r * p, all, r * total + i * p, p);
+                else
+                    Im2colRange(shape, x, i * chw, all, 0, p, 0, shape.C, colOffset: i * p, colStride: total);
             }
         });
         k = kk;
@@ -665,17 +658,19 @@ public static class ConvKernels
     /// The im2col columns of output pixels [q0, q1): col[row * (q1 - q0) + (q - q0)] for the rows (c, kh, kw) of
     /// channels [c0, c1) (all C/groups by default) of the group at <paramref name="xOff"/>.
     /// </summary>
-    private static void Im2colRange(in Conv2dShape s, float[] x, int xOff, float[] col, int q0, int q1, int c0 = 0, int c1 = -1)
+    private static void Im2colRange(in Conv2dShape s, float[] x, int xOff, float[] col, int q0, int q1, int c0 = 0, int c1 = -1,
+        int colOffset = 0, int colStride = -1)
     {
         if (c1 < 0) c1 = s.CPerGroup;
         int h = s.H, w = s.W, ow = s.OW, nb = q1 - q0;
+        int ld = colStride < 0 ? nb : colStride;   // row stride of col (the batched path writes one image's columns into a wider matrix)
         int sH = s.StrideH, sW = s.StrideW;
         for (int c = c0; c < c1; c++)
         for (int kh = 0; kh < s.KH; kh++)
         for (int kw = 0; kw < s.KW; kw++)
         {
             int row = (c * s.KH + kh) * s.KW + kw;
-            var dst = col.AsSpan(row * nb, nb);
+            var dst = col.AsSpan(colOffset + row * ld, nb);
             int offW = kw * s.DilationW - s.PadW;
             int offH = kh * s.DilationH - s.PadH;
             int q = q0;
