@@ -43,24 +43,7 @@ public static class Gemm
         float[] b, int bOffset, int ldb,
         float[] c, int cOffset, int ldc,
         bool accumulate)
-    {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        ArgumentNullException.ThrowIfNull(c);
-        ArgumentOutOfRangeException.ThrowIfNegative(m);
-        ArgumentOutOfRangeException.ThrowIfNegative(n);
-        ArgumentOutOfRangeException.ThrowIfNegative(k);
-        if (m == 0 || n == 0) return;
-        CheckOperand(nameof(a), a.Length, aOffset, 0, 1, transA ? k : m, transA ? m : k, lda);
-        CheckOperand(nameof(b), b.Length, bOffset, 0, 1, transB ? n : k, transB ? k : n, ldb);
-        CheckOperand(nameof(c), c.Length, cOffset, 0, 1, m, n, ldc);
-
-        fixed (float* pa = a, pb = b, pc = c)
-        {
-            Multiply(CurrentLevel, transA, transB, m, n, k, pa + aOffset, lda, pb + bOffset, ldb,
-                pc + cOffset, ldc, accumulate, WorkerPool.Threads);
-        }
-    }
+        => SgemmEpilogue(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, null, 0, GemmActivation.None);
 
     /// <summary>
     /// <see cref="Sgemm"/> followed, tile by tile while C is still in cache, by C[i, j] += bias[biasOffset + j]

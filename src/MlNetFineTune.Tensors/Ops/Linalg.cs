@@ -115,6 +115,19 @@ public static partial class Ops
             b.RequiresGrad ? SumTo(MatMul(Transpose(a, -2, -1), g), bShape) : null]);
     }
 
+    /// <summary>Validates linear's operands; returns the weight's (out, in) sizes.</summary>
+    private static (int OutF, int InF) CheckLinear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        RequireFloat(x, "linear", "x"); RequireFloat(weight, "linear", "weight");
+        if (weight.Rank != 2) throw new ArgumentException($"linear: weight{weight.Describe()} must be 2-D [out, in].");
+        int outF = weight.ShapeArr[0], inF = weight.ShapeArr[1];
+        if (x.Rank == 0 || x.ShapeArr[^1] != inF)
+            throw new ArgumentException($"linear: input {ShapeUtil.Format(x.ShapeArr)} does not end in {inF}, the weight's input size ({ShapeUtil.Format(weight.ShapeArr)}).");
+        if (bias is not null && (bias.Rank != 1 || bias.ShapeArr[0] != outF))
+            throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.ShapeArr)} must be [{outF}].");
+        return (outF, inF);
+    }
+
     /// <summary>y[rows, outF] = x2 W^T (+ bias) then the activation, the bias and activation fused into the GEMM.</summary>
     private static float[] LinearForward(Tensor x2, Tensor w, Tensor? bias, int rows, int inF, int outF, GemmActivation act)
     {
@@ -136,13 +149,7 @@ public static partial class Ops
     public static Tensor LinearGelu(Tensor x, Tensor weight, Tensor? bias = null, GeluApproximation approximate = GeluApproximation.None)
     {
         if (Tensor.AnyRequiresGrad(x, weight, bias)) return Gelu(Linear(x, weight, bias), approximate);
-        RequireFloat(x, "linear", "x"); RequireFloat(weight, "linear", "weight");
-        if (weight.Rank != 2) throw new ArgumentException($"linear: weight{weight.Describe()} must be 2-D [out, in].");
-        int outF = weight.ShapeArr[0], inF = weight.ShapeArr[1];
-        if (x.Rank == 0 || x.ShapeArr[^1] != inF)
-            throw new ArgumentException($"linear: input {ShapeUtil.Format(x.ShapeArr)} does not end in {inF}, the weight's input size ({ShapeUtil.Format(weight.ShapeArr)}).");
-        if (bias is not null && (bias.Rank != 1 || bias.ShapeArr[0] != outF))
-            throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.ShapeArr)} must be [{outF}].");
+        var (outF, inF) = CheckLinear(x, weight, bias);
         int rows = x.Numel / Math.Max(inF, 1);
         var x2 = Contiguous(Reshape(x, rows, inF));
         var w = weight.IsContiguous ? weight : Contiguous(weight);
@@ -153,13 +160,7 @@ public static partial class Ops
     /// <summary>y = x W^T + b for x [..., in], W [out, in], b [out] (optional).</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        RequireFloat(x, "linear", "x"); RequireFloat(weight, "linear", "weight");
-        if (weight.Rank != 2) throw new ArgumentException($"linear: weight{weight.Describe()} must be 2-D [out, in].");
-        int outF = weight.ShapeArr[0], inF = weight.ShapeArr[1];
-        if (x.Rank == 0 || x.ShapeArr[^1] != inF)
-            throw new ArgumentException($"linear: input {ShapeUtil.Format(x.ShapeArr)} does not end in {inF}, the weight's input size ({ShapeUtil.Format(weight.ShapeArr)}).");
-        if (bias is not null && (bias.Rank != 1 || bias.ShapeArr[0] != outF))
-            throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.ShapeArr)} must be [{outF}].");
+        var (outF, inF) = CheckLinear(x, weight, bias);
 
         int rows = x.Numel / Math.Max(inF, 1);
         var x2 = Contiguous(Reshape(x.Detach(), rows, inF));
