@@ -195,13 +195,19 @@ public sealed partial class Tensor
         }
     }
 
+    /// <summary>True when a pending gradient (other than <paramref name="except"/>'s) refers to <paramref name="buffer"/>.</summary>
+    private static bool Pending(float[] buffer, Dictionary<Tensor, Tensor> grads, Tensor? except = null)
+    {
+        foreach (var (k, v) in grads)
+            if (!ReferenceEquals(k, except) && ReferenceEquals(v.Storage, buffer)) return true;
+        return false;
+    }
+
     /// <summary>Hands the buffer of a gradient that is no longer needed back for reuse, unless a pending gradient still refers to it.</summary>
     private static void Recycle(Tensor t, Dictionary<Tensor, Tensor> grads)
     {
-        if (t.Storage is not float[] buffer || !TensorBuffers.IsRecorded(buffer)) return;
-        foreach (var v in grads.Values)
-            if (ReferenceEquals(v.Storage, buffer)) return;
-        TensorBuffers.ReleaseIfRecorded(buffer);
+        if (t.Storage is float[] buffer && TensorBuffers.IsRecorded(buffer) && !Pending(buffer, grads))
+            TensorBuffers.ReleaseIfRecorded(buffer);
     }
 
     /// <summary>
@@ -214,9 +220,7 @@ public sealed partial class Tensor
         if (t.Offset != 0 || buffer.Length != t.Numel || !t.IsContiguous) return false;
         foreach (var f in fresh)
             if (f is not null && ReferenceEquals(f.Storage, buffer)) return false;
-        foreach (var (k, v) in grads)
-            if (!ReferenceEquals(k, owner) && ReferenceEquals(v.Storage, buffer)) return false;
-        return true;
+        return !Pending(buffer, grads, except: owner);
     }
 
     private static void AccumulateLeaf(Tensor leaf, Tensor g, Dictionary<Tensor, Tensor> grads)
@@ -226,7 +230,7 @@ public sealed partial class Tensor
             // Own the buffer: the incoming gradient may alias an intermediate or another leaf's grad, unless it is
             // a buffer rented in this pass that nothing else refers to, which the leaf can simply keep.
             if (g.Storage is float[] buffer && TensorBuffers.IsRecorded(buffer) && g.Offset == 0 && buffer.Length == g.Numel
-                && g.IsContiguous && !grads.Values.Any(v => ReferenceEquals(v.Storage, buffer)))
+                && g.IsContiguous && !Pending(buffer, grads))
             {
                 TensorBuffers.Forget(buffer);
                 leaf.Grad = Wrap(buffer, leaf.ShapeArr);

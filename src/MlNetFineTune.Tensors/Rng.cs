@@ -6,14 +6,14 @@ namespace MlNetFineTune.Tensors;
 /// </summary>
 public sealed class Rng
 {
-    private ulong _s0, _s1, _s2, _s3;
+    private Xoshiro256StarStar _state;
     private float? _spareNormal;
 
     /// <summary>Creates a generator from <paramref name="seed"/>.</summary>
     public Rng(ulong seed)
     {
         ulong x = seed;
-        _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
+        _state.S0 = SplitMix(ref x); _state.S1 = SplitMix(ref x); _state.S2 = SplitMix(ref x); _state.S3 = SplitMix(ref x);
     }
 
     private static ulong SplitMix(ref ulong x)
@@ -25,21 +25,13 @@ public sealed class Rng
     }
 
     /// <summary>Next 64 random bits.</summary>
-    public ulong NextUInt64()
-    {
-        ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
-        ulong t = _s1 << 17;
-        _s2 ^= _s0; _s3 ^= _s1; _s1 ^= _s2; _s0 ^= _s3;
-        _s2 ^= t;
-        _s3 = ulong.RotateLeft(_s3, 45);
-        return result;
-    }
+    public ulong NextUInt64() => _state.Next();
 
-    /// <summary>The generator's state, for kernels that step it in registers (the sequence is unchanged).</summary>
-    internal (ulong S0, ulong S1, ulong S2, ulong S3) State
+    /// <summary>The generator's state, for kernels that step a copy in registers (the sequence is unchanged).</summary>
+    internal Xoshiro256StarStar State
     {
-        get => (_s0, _s1, _s2, _s3);
-        set => (_s0, _s1, _s2, _s3) = value;
+        get => _state;
+        set => _state = value;
     }
 
     /// <summary>Uniform in [0, 1) with 24 bits of precision.</summary>
@@ -77,4 +69,22 @@ public sealed class Rng
 
     /// <summary>A new independent generator derived from this one (for per-worker streams).</summary>
     public Rng Fork() => new(NextUInt64());
+}
+
+/// <summary>The state and step of xoshiro256**: one definition for <see cref="Rng"/> and for kernels that step a local copy.</summary>
+internal struct Xoshiro256StarStar
+{
+    public ulong S0, S1, S2, S3;
+
+    /// <summary>Next 64 random bits.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public ulong Next()
+    {
+        ulong result = ulong.RotateLeft(S1 * 5, 7) * 9;
+        ulong t = S1 << 17;
+        S2 ^= S0; S3 ^= S1; S1 ^= S2; S0 ^= S3;
+        S2 ^= t;
+        S3 = ulong.RotateLeft(S3, 45);
+        return result;
+    }
 }

@@ -38,7 +38,7 @@ public static class Gemm
     /// op(B) is B (k x n, row stride ldb) or, when <paramref name="transB"/>, B stored as n x k (row stride ldb).
     /// C is m x n with row stride ldc. Offsets index into the arrays.
     /// </summary>
-    public static unsafe void Sgemm(bool transA, bool transB, int m, int n, int k,
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k,
         float[] a, int aOffset, int lda,
         float[] b, int bOffset, int ldb,
         float[] c, int cOffset, int ldc,

@@ -85,22 +85,9 @@ internal static class TensorBuffers
     public static bool IsRecorded(float[] buffer) => _recorded is not null && _recorded.Contains(buffer);
 
     /// <summary>
-    /// Hands back every buffer rented during the current recording except <paramref name="keep"/>. For a block of
-    /// inference code whose intermediates are provably dead once it returns (no graph was recorded, and only the
-    /// result, whose storage is <paramref name="keep"/>, leaves it); see <see cref="RecycleIntermediates"/>.
-    /// </summary>
-    public static void ReleaseRecordedExcept(float[]? keep)
-    {
-        var recorded = _recorded;
-        if (recorded is null) return;
-        if (keep is not null) recorded.Remove(keep);
-        foreach (var buffer in recorded.ToArray()) ReleaseIfRecorded(buffer);
-        recorded.Clear();
-    }
-
-    /// <summary>
     /// Hands back every buffer rented during the current recording that is not in <paramref name="live"/>; the
-    /// live ones stay recorded. For an executor that knows which values are still needed (no graph recorded).
+    /// live ones stay recorded. For inference code that knows which values are still needed (no graph recorded):
+    /// an executor's live values, or a block's result (<see cref="RecycleIntermediates"/>).
     /// </summary>
     public static void ReleaseRecordedNotIn(HashSet<float[]> live)
     {
@@ -124,7 +111,12 @@ internal static class TensorBuffers
     {
         using var recording = Record();
         var result = block();
-        if (!result.RequiresGrad) ReleaseRecordedExcept(result.Storage as float[]);
+        if (!result.RequiresGrad)
+        {
+            var keep = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
+            if (result.Storage is float[] kept) keep.Add(kept);
+            ReleaseRecordedNotIn(keep);
+        }
         return result;
     }
 

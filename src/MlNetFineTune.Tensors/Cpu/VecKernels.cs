@@ -331,23 +331,19 @@ public static class VecKernels
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float py = ref MemoryMarshal.GetReference(y);
         ref byte pk = ref MemoryMarshal.GetReference(keep);
-        // xoshiro256** stepped in locals (the same sequence as rng.NextUInt64), and no data-dependent branches:
-        // a dropped element is the scaled value ANDed with a zero mask.
-        var (s0, s1, s2, s3) = rng.State;
+        // The generator stepped as a local copy (the same sequence as rng.NextUInt64), and no data-dependent
+        // branches: a dropped element is the scaled value ANDed with a zero mask.
+        var gen = rng.State;
         for (; i + 1 < n; i += 2)
         {
-            ulong bits = ulong.RotateLeft(s1 * 5, 7) * 9;
-            ulong t = s1 << 17;
-            s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3;
-            s2 ^= t;
-            s3 = ulong.RotateLeft(s3, 45);
+            ulong bits = gen.Next();
             int k0 = (uint)bits >= threshold ? 1 : 0, k1 = (uint)(bits >> 32) >= threshold ? 1 : 0;
             Unsafe.Add(ref pk, i) = (byte)k0;
             Unsafe.Add(ref pk, i + 1) = (byte)k1;
             Unsafe.Add(ref py, i) = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(Unsafe.Add(ref px, i) * scale) & -k0);
             Unsafe.Add(ref py, i + 1) = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(Unsafe.Add(ref px, i + 1) * scale) & -k1);
         }
-        rng.State = (s0, s1, s2, s3);
+        rng.State = gen;
         if (i < n)
         {
             bool k0 = (uint)rng.NextUInt64() >= threshold;

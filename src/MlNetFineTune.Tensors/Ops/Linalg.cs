@@ -91,8 +91,7 @@ public static partial class Ops
         if (lb is null) { be = Contiguous(Reshape(Contiguous(be), [.. batchShape, k, n])); lb = (false, n); sb = (long)k * n; }
 
         int[] outShape = [.. batchShape, m, n];
-        // The GEMM overwrites every element (k = 0 writes zeros only through a zeroed array).
-        var c = k > 0 ? TensorBuffers.Rent(ShapeUtil.Numel(outShape)) : new float[ShapeUtil.Numel(outShape)];
+        var c = TensorBuffers.Rent(ShapeUtil.Numel(outShape));   // the GEMM writes every element (zeros when k = 0)
         if (c.Length > 0 && (sa is null || sb is null))
         {
             // Batch dims that no single stride walks (heads split out of [batch, seq, heads, dim]): each matrix
@@ -176,13 +175,13 @@ public static partial class Ops
             Tensor? gx = null, gw = null, gb = null;
             if (x.RequiresGrad)
             {
-                var gxd = outF > 0 ? TensorBuffers.Rent(rows * inF) : new float[rows * inF];
+                var gxd = TensorBuffers.Rent(rows * inF);   // written by the GEMM, zeros when outF = 0
                 Gemm.Sgemm(false, false, rows, inF, outF, g2.F, g2.Offset, outF, w.F, w.Offset, inF, gxd, 0, inF, accumulate: false);
                 gx = new Tensor(gxd, xShape);
             }
             if (weight.RequiresGrad)
             {
-                var gwd = rows > 0 ? TensorBuffers.Rent(outF * inF) : new float[outF * inF];
+                var gwd = TensorBuffers.Rent(outF * inF);   // written by the GEMM, zeros when rows = 0
                 Gemm.Sgemm(true, false, outF, inF, rows, g2.F, g2.Offset, outF, x2.F, x2.Offset, inF, gwd, 0, inF, accumulate: false);
                 gw = new Tensor(gwd, [outF, inF]);
             }

@@ -156,13 +156,9 @@ public static partial class Ops
             {
                 for (int r = s; r < e; r++)
                 {
-                    var yr = y.AsSpan(r * len, len);
-                    var gr = gd.AsSpan(r * len, len);
+                    // d/dscores = scale * (softmax's backward)
                     var o = gx.AsSpan(r * len, len);
-                    // d/dscores = scale * y * (g - sum(g * y))
-                    float dot = VecKernels.Dot(gr, yr);
-                    System.Numerics.Tensors.TensorPrimitives.Subtract(gr, dot, o);
-                    System.Numerics.Tensors.TensorPrimitives.Multiply(o, yr, o);
+                    VecKernels.SoftmaxBackward(y.AsSpan(r * len, len), gd.AsSpan(r * len, len), o);
                     System.Numerics.Tensors.TensorPrimitives.Multiply(o, scale, o);
                 }
             });
@@ -247,7 +243,7 @@ public static partial class Ops
                 throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {idx[i]} at position {i} is outside the vocabulary of {v} rows (weight{weight.Describe()}).");
             rows[i] = (int)idx[i];
         }
-        var y = TensorBuffers.RentZeroed(idx.Length * dDim);
+        var y = TensorBuffers.Rent(idx.Length * dDim);   // every row is copied in
         for (int i = 0; i < rows.Length; i++) Array.Copy(wd, w.Offset + rows[i] * dDim, y, i * dDim, dDim);
         int[] outShape = [.. ids.ShapeArr, dDim];
         return Tensor.Record(new Tensor(y, outShape), "embedding", [weight], g =>
@@ -430,7 +426,7 @@ public static partial class Ops
                     float w = wd?[ch] ?? 1f;
                     // Training: gx = w rs (g - k1 - xhat k2), xhat = (x - mu) rs, i.e. a g + b x + d.
                     float k1 = (float)(sg / m), k2 = (float)(sgx / m);
-                    float a = w * rs, bx = training ? -w * rs * rs * k2 : 0f, d = training ? w * rs * (mu * rs * k2 - k1) : 0f;
+                    float a = w * rs, bx = -w * rs * rs * k2, d = w * rs * (mu * rs * k2 - k1);
                     for (int b = 0; b < n; b++)
                     {
                         var gr = gd.AsSpan((b * c + ch) * hw, hw);
