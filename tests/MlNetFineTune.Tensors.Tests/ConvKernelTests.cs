@@ -52,6 +52,8 @@ public sealed class ConvKernelTests
         // At or above that size: one GEMM per image, images split over the threads.
         ["per_image_16x15_p1_batch3"] = new(3, 3, 16, 15, 4, 3, 3, PH: 1, PW: 1),
         ["per_image_1x1_16x16_batch2"] = new(2, 5, 16, 16, 3, 1, 1),
+        // A padded plane over ConvKernels' stack budget (72 x 72 floats), so its scratch comes from the array pool.
+        ["per_image_70x70_p1_rented_plane"] = new(1, 2, 70, 70, 3, 3, 3, PH: 1, PW: 1),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         ["single_channel_c1"] = new(2, 1, 6, 6, 3, 3, 3, PH: 1, PW: 1),
         ["dw_m1_3x3_s1_p1_batch3"] = new(3, 4, 9, 9, 4, 3, 3, PH: 1, PW: 1, G: 4),
