@@ -250,6 +250,12 @@ public sealed class ConvKernelTests
         ["1x1_s2"] = new(1, 2, 5, 5, 1, 1, 2, 2, 0, 0),
         ["5x5_s2_p2"] = new(2, 2, 9, 9, 5, 5, 2, 2, 2, 2),
         ["whole_plane"] = new(3, 2, 4, 5, 4, 5, 1, 1, 0, 0),
+        // Rows of 8 or more outputs take the vector path (eight outputs at once), with scalar tails.
+        ["3x3_s2_p1_wide"] = new(2, 2, 9, 37, 3, 3, 2, 2, 1, 1),
+        ["2x2_s2_wide"] = new(1, 2, 4, 34, 2, 2, 2, 2, 0, 0),
+        ["3x3_s1_p1_wide"] = new(1, 2, 5, 21, 3, 3, 1, 1, 1, 1),
+        ["3x3_s3_wide_leftover"] = new(1, 1, 6, 50, 3, 3, 3, 3, 0, 0),
+        ["2x3_s1x2_p1x1_wide"] = new(2, 1, 5, 40, 2, 3, 1, 2, 1, 1),
     };
 
     public static TheoryData<string> PoolCaseNames()
@@ -301,6 +307,36 @@ public sealed class ConvKernelTests
             AssertBitwiseEqual(y1, y2, $"{name} maxpool repeat {label}");
             Assert.Equal(arg1, arg2);
             AssertBitwiseEqual(gx1, gx2, $"{name} maxpool backward repeat {label}");
+        });
+    }
+
+    [Theory]
+    [InlineData("3x3_s2_p1_wide")]
+    [InlineData("3x3_s1_p1_wide")]
+    [InlineData("2x3_s1x2_p1x1_wide")]
+    [InlineData("3x3_s2_p1_odd_batch3")]
+    public void MaxPool2d_TiesNaNAndMinusInfinity_MatchNaive_OnEveryPath(string name)
+    {
+        // Values from {-inf, -1, 0, 1, NaN}: most windows hold ties, some NaNs and some only -inf, so the first-wins,
+        // last-NaN-wins and all -inf rules are checked in the vector lanes as well as the scalar tails.
+        var p = PoolCases[name];
+        var (oh, ow) = PoolKernels.Pool2dOutputSize(p.H, p.W, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW);
+        var rng = new Random(StableSeed(name + "ties"));
+        float[] choices = [float.NegativeInfinity, -1f, 0f, 1f, float.NaN];
+        var x = new float[p.N * p.C * p.H * p.W];
+        for (int i = 0; i < x.Length; i++) x[i] = choices[rng.Next(100) switch { < 30 => 0, < 50 => 1, < 75 => 2, < 95 => 3, _ => 4 }];
+        var (yRef, argRef) = NaiveMaxPool(p, x, oh, ow);
+        UnderEachSetting((_, emulated, label) =>
+        {
+            if (emulated) return;
+            var y = new float[yRef.Length];
+            var arg = new int[yRef.Length];
+            PoolKernels.MaxPool2dForward(p.N, p.C, p.H, p.W, p.KH, p.KW, p.SH, p.SW, p.PH, p.PW, x, y, arg);
+            for (int i = 0; i < y.Length; i++)
+            {
+                Assert.True(argRef[i] == arg[i], $"{name} {label}: argmax[{i}] = {arg[i]}, expected {argRef[i]}");
+                Assert.Equal((float)yRef[i], y[i]);
+            }
         });
     }
 
@@ -530,7 +566,7 @@ public sealed class ConvKernelTests
                 int ih = yo * p.SH - p.PH + kh, iw = xo * p.SW - p.PW + kw;
                 if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue; // padding is -inf: never selected
                 double v = x[plane * p.H * p.W + ih * p.W + iw];
-                if (bestIdx < 0 || v > best)
+                if (bestIdx < 0 || v > best || double.IsNaN(v)) // NaN wins: the last NaN in row-major order
                 {
                     best = v;
                     bestIdx = ih * p.W + iw;

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace MlNetFineTune.Tensors.Cpu;
 
 /// <summary>
@@ -77,42 +79,133 @@ public static class PoolKernels
         CheckLength(y, (long)n * c * oh * ow, nameof(y), "N*C*OH*OW", "MaxPool2d");
         CheckLength(argmax, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
         int hw = h * w, op = oh * ow;
+        var g = new MaxPoolGeometry(h, w, oh, ow, kh, kw, sh, sw, ph, pw);
+        bool vector = Simd.Level >= SimdLevel.Vector256;
         WorkerPool.For(n * c, ConvKernels.MinChunk((long)op * kh * kw), (p0, p1) =>
         {
-            for (int p = p0; p < p1; p++)
+            var phases = System.Buffers.ArrayPool<float>.Shared.Rent(g.PhaseLen * sw);
+            try
             {
-                var xp = new ReadOnlySpan<float>(x, p * hw, hw);
-                var yp = y.AsSpan(p * op, op);
-                var ap = argmax.AsSpan(p * op, op);
-                for (int yo = 0; yo < oh; yo++)
-                {
-                    int ih0 = yo * sh - ph, ih1 = Math.Min(ih0 + kh, h);
-                    ih0 = Math.Max(ih0, 0);
-                    for (int xo = 0; xo < ow; xo++)
-                    {
-                        int iw0 = xo * sw - pw, iw1 = Math.Min(iw0 + kw, w);
-                        iw0 = Math.Max(iw0, 0);
-                        int best = ih0 * w + iw0;
-                        float max = float.NegativeInfinity;
-                        for (int ih = ih0; ih < ih1; ih++)
-                        {
-                            int rowBase = ih * w;
-                            for (int iw = iw0; iw < iw1; iw++)
-                            {
-                                float v = xp[rowBase + iw];
-                                if (v > max || float.IsNaN(v))
-                                {
-                                    max = v;
-                                    best = rowBase + iw;
-                                }
-                            }
-                        }
-                        yp[yo * ow + xo] = max;
-                        ap[yo * ow + xo] = best;
-                    }
-                }
+                for (int p = p0; p < p1; p++)
+                    MaxPoolPlane(g, new ReadOnlySpan<float>(x, p * hw, hw), phases, y.AsSpan(p * op, op),
+                        argmax.AsSpan(p * op, op), vector);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(phases);
             }
         });
+    }
+
+    // Max pooling reads each input plane through StrideW "phase" planes padded with -inf: phase r holds padded
+    // columns r, r + sW, r + 2 sW, ... (padded column cc is input column cc - PadW), so tap (a, b) of the
+    // outputs (yo, xo .. xo + 7) is the contiguous run phase[b % sW][yo*sH + a][xo + b / sW ..], and eight
+    // outputs are taken at once with compare-and-select, no branches. Padding never wins (-inf is not > -inf),
+    // and each output starts at its first in-bounds index, so an all -inf window still names a real element.
+    private readonly record struct MaxPoolGeometry(int H, int W, int OH, int OW, int KH, int KW, int SH, int SW,
+        int PH, int PW)
+    {
+        public int Hp => (OH - 1) * SH + KH;          // padded rows the windows reach
+        public int Wq => OW + (KW - 1) / SW;          // phase row length
+        public int PhaseLen => Hp * Wq;
+    }
+
+    private static unsafe void MaxPoolPlane(in MaxPoolGeometry g, ReadOnlySpan<float> xp, float[] phases,
+        Span<float> yp, Span<int> ap, bool vector)
+    {
+        int h = g.H, w = g.W, sh = g.SH, sw = g.SW, ph = g.PH, pw = g.PW, wq = g.Wq, hp = g.Hp, len = g.PhaseLen;
+        for (int r = 0; r < sw; r++)
+        {
+            // Phase column j is padded column j*sW + r, input column iw = j*sW + r - PadW: in bounds for j in [j0, j1).
+            int j0 = Math.Min(wq, Math.Max(0, (pw - r + sw - 1) / sw));
+            int j1 = Math.Clamp((w + pw - r + sw - 1) / sw, j0, wq);
+            for (int row = 0; row < hp; row++)
+            {
+                var dst = phases.AsSpan(r * len + row * wq, wq);
+                int ih = row - ph;
+                if ((uint)ih >= (uint)h)
+                {
+                    dst.Fill(float.NegativeInfinity);
+                    continue;
+                }
+                dst.Slice(0, j0).Fill(float.NegativeInfinity);
+                var src = xp.Slice(ih * w);
+                if (sw == 1) src.Slice(j0 + r - pw, j1 - j0).CopyTo(dst.Slice(j0));
+                else if (j1 > j0)
+                {
+                    // Strided gather; the first and last reads are in bounds (j0 and j1 - 1 are), so all are.
+                    _ = src[j0 * sw + r - pw];
+                    _ = src[(j1 - 1) * sw + r - pw];
+                    fixed (float* ps = src, pd = dst)
+                    {
+                        float* s0 = ps + r - pw;
+                        for (int j = j0; j < j1; j++) pd[j] = s0[j * sw];
+                    }
+                }
+                dst.Slice(j1).Fill(float.NegativeInfinity);
+            }
+        }
+
+        // Phase-plane offset of tap (a, b) relative to output (yo, xo) = (0, 0); the divisions stay out of the loops.
+        int taps = g.KH * g.KW;
+        Span<int> tapOffsets = taps <= 64 ? stackalloc int[taps] : new int[taps];
+        for (int a = 0; a < g.KH; a++)
+            for (int b = 0; b < g.KW; b++) tapOffsets[a * g.KW + b] = b % sw * len + a * wq + b / sw;
+        fixed (float* pph = phases, py = yp)
+        fixed (int* pa = ap, pt = tapOffsets)
+        {
+            for (int yo = 0; yo < g.OH; yo++)
+            {
+                int ih0 = Math.Max(yo * sh - ph, 0);
+                int xo = 0;
+                if (vector)
+                {
+                    var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+                    for (; xo + 8 <= g.OW; xo += 8)
+                    {
+                        var iwStart = (lanes + Vector256.Create(xo)) * sw - Vector256.Create(pw);
+                        var best = Vector256.Create(ih0 * w) + Vector256.Max(iwStart, Vector256<int>.Zero);
+                        var max = Vector256.Create(float.NegativeInfinity);
+                        float* src = pph + yo * sh * wq + xo;
+                        for (int a = 0; a < g.KH; a++)
+                        {
+                            var rowIdx = Vector256.Create((yo * sh + a - ph) * w) + iwStart;
+                            for (int b = 0; b < g.KW; b++)
+                            {
+                                var v = Vector256.Load(src + pt[a * g.KW + b]);
+                                // Take v when it is greater, or NaN (NaN wins; the last NaN in the window).
+                                var take = Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v);
+                                max = Vector256.ConditionalSelect(take, v, max);
+                                best = Vector256.ConditionalSelect(take.AsInt32(), rowIdx + Vector256.Create(b), best);
+                            }
+                        }
+                        max.Store(py + yo * g.OW + xo);
+                        best.Store(pa + yo * g.OW + xo);
+                    }
+                }
+                for (; xo < g.OW; xo++)
+                {
+                    int iwStart = xo * sw - pw;
+                    int best = ih0 * w + Math.Max(iwStart, 0);
+                    float max = float.NegativeInfinity;
+                    float* src = pph + yo * sh * wq + xo;
+                    for (int a = 0; a < g.KH; a++)
+                    {
+                        for (int b = 0; b < g.KW; b++)
+                        {
+                            float v = src[pt[a * g.KW + b]];
+                            if (v > max || float.IsNaN(v))
+                            {
+                                max = v;
+                                best = (yo * sh + a - ph) * w + iwStart + b;
+                            }
+                        }
+                    }
+                    py[yo * g.OW + xo] = max;
+                    pa[yo * g.OW + xo] = best;
+                }
+            }
+        }
     }
 
     /// <summary>

@@ -72,8 +72,8 @@ public static partial class Ops
         int n = x.ShapeArr[0], c = x.ShapeArr[1], h = x.ShapeArr[2], w = x.ShapeArr[3];
         var (oh, ow) = PoolKernels.Pool2dOutputSize(h, w, kh, kw, sh, sw, ph, pw);
         var xd = x.Dense<float>();
-        var y = TensorBuffers.RentZeroed(n * c * oh * ow);
-        var arg = new int[y.Length];
+        var y = TensorBuffers.Rent(n * c * oh * ow);             // the kernel writes every element of y and arg
+        var arg = GC.AllocateUninitializedArray<int>(y.Length);
         PoolKernels.MaxPool2dForward(n, c, h, w, kh, kw, sh, sw, ph, pw, xd, y, arg);
         int[] xShape = x.ShapeArr;
         return Tensor.Record(new Tensor(y, [n, c, oh, ow]), "max_pool2d", [x], g =>
