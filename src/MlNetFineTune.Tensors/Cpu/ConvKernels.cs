@@ -304,16 +304,18 @@ public static class ConvKernels
     }
 
     /// <summary>
-    /// Output pixels per column block when an image's im2col would not fit in L2: the columns are built and
-    /// multiplied a block at a time, so the block is still in cache when the GEMM packs it (0: no blocking).
+    /// Column block size in bytes for images whose im2col exceeds twice this: the columns are built and multiplied
+    /// a block of output rows at a time, so the block is still in cache when the GEMM packs it (0: no blocking).
     /// </summary>
-    internal static int ColumnBlockBytes = 384 * 1024;
+    internal static int ColumnBlockBytes = 2 * 1024 * 1024;
 
     private static int ColumnBlock(in Conv2dShape s)
     {
-        // Measured on ResNet-18's 16 x 224 layers (2 threads): blocks gained 9% on the 7x7 stride-2 stem and 13% on
-        // the 3x3 stride-1 convolutions at 56x56, and lost 10% on the 3x3 stride-2 one (whose gather is the slow
-        // strided copy either way), so small strided kernels keep the whole-image columns.
+        // Measured on ResNet-18's 16 x 224 layers (2 threads, padded-plane im2col; forward / weight gradient ms):
+        // unblocked, the 7x7 stride-2 stem took 45 / 45 and the 56x56 3x3 layers 34 / 31; 384 KB blocks gave
+        // 33 / 39 and 27 / 27 but slowed the 28x28 3x3 layers (23 -> 31, a GEMM N of 56); 2 MB blocks keep the
+        // stem and 56x56 gains (33 / 38, 26 / 27) and leave 28x28 unblocked. Small strided kernels keep the
+        // whole-image columns.
         if (ColumnBlockBytes <= 0 || s.IsPointwise || (s.StrideW > 1 && s.KH * s.KW < 25)) return 0;
         long k = (long)s.CPerGroup * s.KH * s.KW, p = (long)s.OH * s.OW;
         if (k * p * 4 <= 2L * ColumnBlockBytes) return 0;
@@ -325,6 +327,39 @@ public static class ConvKernels
     {
         int cg = s.CPerGroup, ocg = s.OutCPerGroup, p = s.OH * s.OW, hw = s.H * s.W, k = cg * s.KH * s.KW;
         int block = col is null ? 0 : ColumnBlock(s);
+        if (block > 0 && UsePaddedPlanes(s))
+        {
+            // Blocks of whole output rows, gathered from one padded copy of the group's planes.
+            int rows = Math.Max(1, block / s.OW), ow = s.OW;
+            var (hp, wp) = PaddedPlane(s);
+            var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp);
+            try
+            {
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    int xOff = (n * s.C + g * cg) * hw;
+                    int yOff = (n * s.OutC + g * ocg) * p;
+                    PadGroup(s, x, xOff, padded, hp, wp);
+                    for (int y0 = 0; y0 < s.OH; y0 += rows)
+                    {
+                        int y1 = Math.Min(s.OH, y0 + rows), q0 = y0 * ow, nb = (y1 - y0) * ow;
+                        Im2colPaddedRows(s, padded, hp, wp, col!, y0, y1);
+                        bool acc = false;
+                        if (bias != null)
+                        {
+                            for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p + q0, nb).Fill(bias[g * ocg + oc]);
+                            acc = true;
+                        }
+                        Gemm.Sgemm(false, false, ocg, nb, k, w, g * ocg * k, k, col!, 0, nb, y, yOff + q0, p, acc);
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(padded);
+            }
+            return;
+        }
         if (block > 0)
         {
             for (int g = 0; g < s.Groups; g++)
@@ -487,6 +522,35 @@ public static class ConvKernels
         bool accumulate, float[]? col, bool parallel)
     {
         int cg = s.CPerGroup, ocg = s.OutCPerGroup, p = s.OH * s.OW, hw = s.H * s.W, k = cg * s.KH * s.KW;
+        int block = col is null ? 0 : ColumnBlock(s);
+        if (block > 0 && UsePaddedPlanes(s))
+        {
+            // Blocks of whole output rows (as the forward): gw_g (+)= gy_g[:, block] * col_block^T, block by block.
+            int rows = Math.Max(1, block / s.OW), ow = s.OW;
+            var (hp, wp) = PaddedPlane(s);
+            var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp);
+            try
+            {
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    int gyOff = (n * s.OutC + g * ocg) * p;
+                    PadGroup(s, x, (n * s.C + g * cg) * hw, padded, hp, wp);
+                    bool acc = accumulate;
+                    for (int y0 = 0; y0 < s.OH; y0 += rows)
+                    {
+                        int y1 = Math.Min(s.OH, y0 + rows), nb = (y1 - y0) * ow;
+                        Im2colPaddedRows(s, padded, hp, wp, col!, y0, y1);
+                        Gemm.Sgemm(false, true, ocg, k, nb, gy, gyOff + y0 * ow, p, col!, 0, nb, gw, g * ocg * k, k, acc);
+                        acc = true;
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(padded);
+            }
+            return;
+        }
         for (int g = 0; g < s.Groups; g++)
         {
             int gyOff = (n * s.OutC + g * ocg) * p;
@@ -747,6 +811,40 @@ public static class ConvKernels
         finally
         {
             if (rented != null) ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>The C/groups planes at <paramref name="xOff"/>, padded: channel c at padded[c * Hp * Wp].</summary>
+    private static void PadGroup(in Conv2dShape s, float[] x, int xOff, float[] padded, int hp, int wp)
+    {
+        int hw = s.H * s.W;
+        for (int c = 0; c < s.CPerGroup; c++)
+            PadPlane(s, x.AsSpan(xOff + c * hw, hw), padded.AsSpan(c * hp * wp, hp * wp), hp, wp);
+    }
+
+    /// <summary>
+    /// Im2col of output rows [y0, y1) from padded planes (channel c at padded[c * Hp * Wp]): row r of the
+    /// columns is col[r * (y1 - y0) * OW ..].
+    /// </summary>
+    private static unsafe void Im2colPaddedRows(in Conv2dShape s, float[] padded, int hp, int wp, float[] col, int y0, int y1)
+    {
+        int ow = s.OW, sH = s.StrideH, sW = s.StrideW, nb = (y1 - y0) * ow, cg = s.CPerGroup;
+        if ((long)cg * s.KH * s.KW * nb > col.Length || (long)cg * hp * wp > padded.Length)
+            throw new InvalidOperationException("Conv2d: column or padded buffer too small.");
+        fixed (float* pp = padded, pc = col)
+        {
+            for (int c = 0; c < cg; c++)
+            for (int kh = 0; kh < s.KH; kh++)
+            for (int kw = 0; kw < s.KW; kw++)
+            {
+                float* dst = pc + (long)((c * s.KH + kh) * s.KW + kw) * nb;
+                float* src = pp + (long)c * hp * wp + (y0 * sH + kh * s.DilationH) * wp + kw * s.DilationW;
+                for (int y = y0; y < y1; y++, dst += ow, src += sH * wp)
+                {
+                    if (sW == 1) CopyRun(src, dst, ow);
+                    else for (int xo = 0; xo < ow; xo++) dst[xo] = src[xo * sW];
+                }
+            }
         }
     }
 
