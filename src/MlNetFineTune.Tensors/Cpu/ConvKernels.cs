@@ -582,10 +582,11 @@ public static class ConvKernels
     // ------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Output pixels per image below which a non-grouped convolution batches its columns (ResNet-18, 2 threads:
-    /// batching won for 2x2 to 14x14 outputs, up to 3x at 2x2, and lost at 16x16 and above).
+    /// Output pixels per image below which a non-grouped convolution batches its columns. ResNet-18, 2 threads,
+    /// padded-plane im2col: batching won at 7x7 (16 x 224: 3x3 512 forward 23.5 vs 32.6 ms per image) and below,
+    /// and lost at 8x8 (64 x 64: 3x3 128 forward 10.9 vs 9.4 ms) and 14x14 (16 x 224: 3x3 256 29.6 vs 23.8 ms).
     /// </summary>
-    internal static int BatchedColumnsMaxPlane = 200;
+    internal static int BatchedColumnsMaxPlane = 50;
 
     private static bool UseBatchedColumns(in Conv2dShape s)
     {
