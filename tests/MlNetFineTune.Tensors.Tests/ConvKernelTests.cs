@@ -141,7 +141,7 @@ public sealed class ConvKernelTests
         {
             float[][] Run()
             {
-                var y = new float[s.OutputLength];
+                var y = Filled(s.OutputLength, float.NaN);  // must be overwritten
                 var gx = Filled(s.InputLength, float.NaN); // must be overwritten
                 var gw = Filled(s.WeightLength, float.NaN);
                 var gwAcc = (float[])gw0.Clone();

@@ -32,7 +32,7 @@ public static partial class Ops
         var s = new Conv2dShape(n, c, h, w, oc, weight.ShapeArr[2], weight.ShapeArr[3], sh, sw, ph, pw, dh, dw, groups);
         var xd = x.Dense<float>();
         var wd = weight.Dense<float>();
-        var y = TensorBuffers.RentZeroed(n * oc * s.OH * s.OW);
+        var y = TensorBuffers.Rent(n * oc * s.OH * s.OW); // the kernels overwrite y and gx (tested with NaN-filled buffers)
         ConvKernels.Conv2dForward(s, xd, wd, bias?.Dense<float>(), y);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         int[] xShape = x.ShapeArr, wShape = weight.ShapeArr;
@@ -42,13 +42,13 @@ public static partial class Ops
             Tensor? gx = null, gw = null, gb = null;
             if (x.RequiresGrad)
             {
-                var a = TensorBuffers.RentZeroed(xd.Length);
+                var a = TensorBuffers.Rent(xd.Length);
                 ConvKernels.Conv2dBackwardInput(s, gd, wd, a);
                 gx = new Tensor(a, xShape);
             }
             if (weight.RequiresGrad)
             {
-                var a = TensorBuffers.RentZeroed(wd.Length);
+                var a = TensorBuffers.Rent(wd.Length);
                 ConvKernels.Conv2dBackwardWeight(s, gd, xd, a, accumulate: false);
                 gw = new Tensor(a, wShape);
             }
@@ -78,7 +78,7 @@ public static partial class Ops
         int[] xShape = x.ShapeArr;
         return Tensor.Record(new Tensor(y, [n, c, oh, ow]), "max_pool2d", [x], g =>
         {
-            var gx = TensorBuffers.RentZeroed(xd.Length);
+            var gx = TensorBuffers.Rent(xd.Length); // the kernel clears each plane
             PoolKernels.MaxPool2dBackward(n, c, h, w, kh, kw, sh, sw, ph, pw, g.Dense<float>(), arg, gx);
             return [new Tensor(gx, xShape)];
         });
