@@ -54,6 +54,10 @@ public sealed class ConvKernelTests
         ["per_image_1x1_16x16_batch2"] = new(2, 5, 16, 16, 3, 1, 1),
         // A padded plane over ConvKernels' stack budget (72 x 72 floats), so its scratch comes from the array pool.
         ["per_image_70x70_p1_rented_plane"] = new(1, 2, 70, 70, 3, 3, 3, PH: 1, PW: 1),
+        // Winograd F(2x2, 3x3) (Conv2d_Winograd_MatchesNaive forces it at any channel count): 8+ tiles per row for
+        // the vector transforms with scalar tails, odd output sizes, padding 2; chunks of 3 tile rows across images.
+        ["winograd_wide_odd_p2_batch2"] = new(2, 3, 9, 37, 4, 3, 3, PH: 2, PW: 2),
+        ["winograd_chunks_cross_images"] = new(3, 3, 7, 9, 2, 3, 3, PH: 1, PW: 1),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         ["single_channel_c1"] = new(2, 1, 6, 6, 3, 3, 3, PH: 1, PW: 1),
         ["dw_m1_3x3_s1_p1_batch3"] = new(3, 4, 9, 9, 4, 3, 3, PH: 1, PW: 1, G: 4),
@@ -89,6 +93,36 @@ public sealed class ConvKernelTests
     [Theory]
     [MemberData(nameof(ConvCaseNames))]
     public void Conv2d_AllKernels_MatchNaive_AtEveryLevelAndThreadCount(string name) => CheckConvCase(name);
+
+    [Theory]
+    [InlineData("3x3_s1_p1")]
+    [InlineData("3x3_s1_p1_batch3_odd")]
+    [InlineData("3x3_s1_p0_nobias")]
+    [InlineData("3x3_p3")]
+    [InlineData("batched_columns_2x2_p1_batch5")]
+    [InlineData("per_image_16x15_p1_batch3")]
+    [InlineData("per_image_70x70_p1_rented_plane")]
+    [InlineData("single_channel_c1")]
+    [InlineData("winograd_wide_odd_p2_batch2")]
+    [InlineData("winograd_chunks_cross_images")]
+    public void Conv2d_Winograd_MatchesNaive(string name)
+    {
+        // Every channel count takes the Winograd path here (it starts at 16 channels otherwise); small chunks
+        // make the tile rows of one chunk run on from one image into the next.
+        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes;
+        ConvWinograd.MinChannels = 1;
+        ConvWinograd.ChunkBytes = name == "winograd_chunks_cross_images" ? 64 * 3 * 5 * 3 : chunkBytes;
+        try
+        {
+            Assert.True(ConvWinograd.Applies(ConvCases[name].Shape) == (ConvCases[name].PH <= 2), name);
+            CheckConvCase(name);
+        }
+        finally
+        {
+            ConvWinograd.MinChannels = minChannels;
+            ConvWinograd.ChunkBytes = chunkBytes;
+        }
+    }
 
     [Fact]
     public void Conv2d_ColumnBlocks_MatchNaive()

@@ -187,6 +187,7 @@ public static class ConvKernels
         CheckLength(y, s.OutputLength, nameof(y), "N*OutC*OH*OW", s);
         if (s.N == 0) return;
         if (s.IsDepthwise) DepthwiseForward(s, x, w, bias, y, level);
+        else if (ConvWinograd.Applies(s)) ConvWinograd.Forward(s, x, w, bias, y);
         else if (UseBatchedColumns(s)) BatchedForward(s, x, w, bias, y);
         else GemmForward(s, x, w, bias, y);
     }
@@ -199,6 +200,7 @@ public static class ConvKernels
         CheckLength(gx, s.InputLength, nameof(gx), "N*C*H*W", s);
         if (s.N == 0) return;
         if (s.IsDepthwise) DepthwiseBackwardInput(s, gy, w, gx, level);
+        else if (ConvWinograd.Applies(s)) ConvWinograd.BackwardInput(s, gy, w, gx);
         else if (UseBatchedColumns(s)) BatchedBackwardInput(s, gy, w, gx);
         else GemmBackwardInput(s, gy, w, gx);
     }

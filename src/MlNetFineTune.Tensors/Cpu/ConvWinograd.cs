@@ -1,0 +1,365 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace MlNetFineTune.Tensors.Cpu;
+
+/// <summary>
+/// Winograd F(2x2, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions (Lavin and Gray, 2015).
+/// Each 2x2 block of outputs ("tile") is computed from the 4x4 input patch under it:
+/// <code>
+///   Y = A^T [ (G g G^T) .* (B^T d B) ] A      (g: 3x3 kernel, d: 4x4 patch, .*: elementwise)
+/// </code>
+/// Summed over input channels, the 16 elementwise products become 16 independent GEMMs,
+/// M[e] (OutC x tiles) = U[e] (OutC x C) * V[e] (C x tiles), with 16 * OutC * C * tiles multiply-adds against
+/// 36 * OutC * C * tiles for im2col + GEMM: 2.25x fewer. The transforms only add and halve, so the rounding
+/// stays within a few ulps of the direct sum's.
+/// Tiles are processed in chunks of whole tile rows of one image, each chunk on one thread: transform its
+/// patches, run the 16 GEMMs (serial inside the chunk), transform back. Every output depends only on its own
+/// tile, never on the chunking or the thread count, so results are bitwise reproducible.
+/// The gradient of the input of such a convolution is the same kind of convolution of the output gradient
+/// with the kernels turned 180 degrees and the channel axes swapped, so it runs through the same path.
+/// </summary>
+internal static class ConvWinograd
+{
+    /// <summary>Input and output channels from which the Winograd path is used (tests lower it to 1).</summary>
+    internal static int MinChannels = 16;
+
+    /// <summary>
+    /// Input and output channels up to which the Winograd path is used. Each chunk repacks the 16 OutC x C
+    /// kernel matrices for its GEMMs, so the chunk must hold enough tiles to amortise that: ResNet-18's 512-channel
+    /// layers (7x7 and 2x2 outputs) ran 20-60% slower than im2col + GEMM, its 64-256-channel layers 20-25% faster.
+    /// </summary>
+    internal static int MaxChannels = 256;
+
+    /// <summary>Switch for benchmarks and tests (false: always im2col + GEMM).</summary>
+    internal static bool Enabled = true;
+
+    /// <summary>
+    /// Bytes of transformed patches (V, 16 x C x tiles) per chunk. ResNet-18 16 x 224, 2 threads, forward ms of
+    /// the 3x3 layers at 64 / 128 / 256 channels: 512 KB 23.7 / 24.2 / 24.8, 2 MB 20.1 / 18.0 / 18.7, 8 MB 20.0 /
+    /// 20.7 / 20.4 (im2col + GEMM: 25.5 / 23.1 / 24.1).
+    /// </summary>
+    internal static int ChunkBytes = 2 * 1024 * 1024;
+
+    internal static bool Applies(in Conv2dShape s)
+        => Enabled && s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1 && s.DilationH == 1 &&
+           s.DilationW == 1 && s.Groups == 1 && s.PadH <= 2 && s.PadW <= 2 &&
+           Math.Min(s.C, s.OutC) >= MinChannels && Math.Max(s.C, s.OutC) <= MaxChannels;
+
+    /// <summary>y = conv(x, w) + bias for a shape where <see cref="Applies"/>.</summary>
+    internal static void Forward(in Conv2dShape s, float[] x, float[] w, float[]? bias, float[] y)
+    {
+        int oc = s.OutC, c = s.C;
+        var u = ArrayPool<float>.Shared.Rent(16 * oc * c);
+        try
+        {
+            TransformWeights(w, oc, c, flip: false, u);
+            Run(s, x, u, bias, y);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(u);
+        }
+    }
+
+    /// <summary>
+    /// gx = d(sum gy * y)/dx for a shape where <see cref="Applies"/>: the stride-1 convolution of gy with the
+    /// flipped, channel-swapped kernels and padding 2 - pad, whose output is exactly H x W.
+    /// </summary>
+    internal static void BackwardInput(in Conv2dShape s, float[] gy, float[] w, float[] gx)
+    {
+        var t = new Conv2dShape(s.N, s.OutC, s.OH, s.OW, s.C, 3, 3, 1, 1, 2 - s.PadH, 2 - s.PadW, 1, 1, 1);
+        if (t.OH != s.H || t.OW != s.W)
+            throw new InvalidOperationException($"Conv2d Winograd: transposed shape {t} does not give the input size of {s}.");
+        var u = ArrayPool<float>.Shared.Rent(16 * s.OutC * s.C);
+        try
+        {
+            TransformWeights(w, s.OutC, s.C, flip: true, u);
+            Run(t, gy, u, null, gx);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(u);
+        }
+    }
+
+    /// <summary>
+    /// U[e, o, i] = (G g G^T)[e] for each kernel g. Forward: g = w[o, i] (U is OutC x C). Flipped (input
+    /// gradient): the kernel for output channel i of the transposed convolution and input channel o is
+    /// w[o, i] turned 180 degrees, so U is C x OutC with U[e, i, o] from w[o, i, 2 - a, 2 - b].
+    /// </summary>
+    private static void TransformWeights(float[] w, int oc, int c, bool flip, float[] u)
+    {
+        int rows = flip ? c : oc, cols = flip ? oc : c, plane = rows * cols;
+        WorkerPool.For(oc, Math.Max(1, 4096 / Math.Max(1, c)), (o0, o1) =>
+        {
+            Span<float> g = stackalloc float[9];
+            Span<float> t = stackalloc float[12];
+            for (int o = o0; o < o1; o++)
+            for (int i = 0; i < c; i++)
+            {
+                var src = w.AsSpan((o * c + i) * 9, 9);
+                if (flip) for (int q = 0; q < 9; q++) g[q] = src[8 - q];
+                else src.CopyTo(g);
+                // t = G g (4 x 3), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+                for (int b = 0; b < 3; b++)
+                {
+                    float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
+                    t[b] = g0;
+                    t[3 + b] = 0.5f * (g0 + g1 + g2);
+                    t[6 + b] = 0.5f * (g0 - g1 + g2);
+                    t[9 + b] = g2;
+                }
+                int idx = flip ? i * cols + o : o * cols + i;
+                // U = t G^T (4 x 4).
+                for (int a = 0; a < 4; a++)
+                {
+                    float t0 = t[3 * a], t1 = t[3 * a + 1], t2 = t[3 * a + 2];
+                    u[(4 * a + 0) * plane + idx] = t0;
+                    u[(4 * a + 1) * plane + idx] = 0.5f * (t0 + t1 + t2);
+                    u[(4 * a + 2) * plane + idx] = 0.5f * (t0 - t1 + t2);
+                    u[(4 * a + 3) * plane + idx] = t2;
+                }
+            }
+        });
+    }
+
+    private static void Run(Conv2dShape s, float[] x, float[] u, float[]? bias, float[] y)
+    {
+        int c = s.C, tw = (s.OW + 1) / 2, th = (s.OH + 1) / 2;
+        // A chunk is a run of tile rows over the batch (image after image): V (16 x C x tiles) within ChunkBytes.
+        long totalRows = (long)s.N * th;
+        int rows = (int)Math.Clamp(ChunkBytes / (64L * c * tw), 1, totalRows);
+        int chunks = (int)((totalRows + rows - 1) / rows);
+        int maxTiles = rows * tw;
+        var shape = s;
+        WorkerPool.For(chunks, 1, (k0, k1) =>
+        {
+            var v = ArrayPool<float>.Shared.Rent(16 * shape.C * maxTiles);
+            var m = ArrayPool<float>.Shared.Rent(16 * shape.OutC * maxTiles);
+            var phases = ArrayPool<float>.Shared.Rent(2 * (2 * rows + 2) * (tw + 1));
+            try
+            {
+                for (int k = k0; k < k1; k++)
+                {
+                    long g0 = (long)k * rows, g1 = Math.Min(totalRows, g0 + rows);
+                    int nt = (int)(g1 - g0) * tw;
+                    // Each image's share of the chunk: tile rows [i0, i1) of image n, at tile offset off.
+                    for (long g = g0; g < g1;)
+                    {
+                        int n = (int)(g / th), i0 = (int)(g % th), i1 = (int)Math.Min(th, i0 + (g1 - g));
+                        InputTransform(shape, x, n, i0, i1, tw, v, nt, (int)(g - g0) * tw, phases);
+                        g += i1 - i0;
+                    }
+                    int oc = shape.OutC, cc = shape.C;
+                    for (int e = 0; e < 16; e++)
+                        Gemm.Sgemm(false, false, oc, nt, cc, u, e * oc * cc, cc, v, e * cc * nt, nt, m, e * oc * nt, nt, false);
+                    for (long g = g0; g < g1;)
+                    {
+                        int n = (int)(g / th), i0 = (int)(g % th), i1 = (int)Math.Min(th, i0 + (g1 - g));
+                        OutputTransform(shape, m, n, i0, i1, tw, nt, (int)(g - g0) * tw, bias, y);
+                        g += i1 - i0;
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(v);
+                ArrayPool<float>.Shared.Return(m);
+                ArrayPool<float>.Shared.Return(phases);
+            }
+        });
+    }
+
+    /// <summary>
+    /// V[e, ch, t] = (B^T d B)[e] for the tiles t of tile rows [i0, i1) of image n (t = off + (i - i0) * tw + j) and
+    /// every channel, where d is the 4x4 input patch at rows 2i - PadH .., columns 2j - PadW .. (0 outside).
+    /// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+    /// </summary>
+    private static unsafe void InputTransform(in Conv2dShape s, float[] x, int n, int i0, int i1, int tw,
+        float[] v, int nt, int off, float[] phases)
+    {
+        int h = s.H, w = s.W, c = s.C, hw = h * w;
+        int prow = 2 * (i1 - i0) + 2, wq = tw + 1, plane = prow * wq;
+        bool vector = Simd.Level >= SimdLevel.Vector256 && Vector256.IsHardwareAccelerated;
+        if ((long)16 * c * nt > v.Length || 2L * plane > phases.Length)
+            throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
+        float* d = stackalloc float[16];
+        float* bt = stackalloc float[16];
+        fixed (float* pv = v, pp = phases, px = x)
+        {
+            float* even = pp, odd = pp + plane;
+            for (int ch = 0; ch < c; ch++)
+            {
+                // Padded rows 2*i0 .. 2*i1 + 1 of this channel, split into even and odd padded columns: tile j
+                // reads columns 2j .. 2j + 3 = even[j], odd[j], even[j + 1], odd[j + 1].
+                float* src = px + ((long)n * c + ch) * hw;
+                for (int r = 0; r < prow; r++)
+                {
+                    int ih = 2 * i0 + r - s.PadH;
+                    float* e = even + r * wq, o = odd + r * wq;
+                    if ((uint)ih >= (uint)h)
+                    {
+                        new Span<float>(e, wq).Clear();
+                        new Span<float>(o, wq).Clear();
+                        continue;
+                    }
+                    float* row = src + ih * w;
+                    for (int q = 0; q < wq; q++)
+                    {
+                        int c0 = 2 * q - s.PadW, c1 = c0 + 1;
+                        e[q] = (uint)c0 < (uint)w ? row[c0] : 0f;
+                        o[q] = (uint)c1 < (uint)w ? row[c1] : 0f;
+                    }
+                }
+                float* dst = pv + (long)ch * nt;
+                long es = (long)c * nt; // stride between the 16 V matrices
+                for (int i = i0; i < i1; i++)
+                {
+                    int r0 = 2 * (i - i0), t0 = off + (i - i0) * tw;
+                    int j = 0;
+                    if (vector)
+                    {
+                        for (; j + 8 <= tw; j += 8)
+                        {
+                            // d[a][b] for 8 tiles: row r0 + a, column b.
+                            var d00 = Vector256.Load(even + r0 * wq + j); var d01 = Vector256.Load(odd + r0 * wq + j);
+                            var d02 = Vector256.Load(even + r0 * wq + j + 1); var d03 = Vector256.Load(odd + r0 * wq + j + 1);
+                            var d10 = Vector256.Load(even + (r0 + 1) * wq + j); var d11 = Vector256.Load(odd + (r0 + 1) * wq + j);
+                            var d12 = Vector256.Load(even + (r0 + 1) * wq + j + 1); var d13 = Vector256.Load(odd + (r0 + 1) * wq + j + 1);
+                            var d20 = Vector256.Load(even + (r0 + 2) * wq + j); var d21 = Vector256.Load(odd + (r0 + 2) * wq + j);
+                            var d22 = Vector256.Load(even + (r0 + 2) * wq + j + 1); var d23 = Vector256.Load(odd + (r0 + 2) * wq + j + 1);
+                            var d30 = Vector256.Load(even + (r0 + 3) * wq + j); var d31 = Vector256.Load(odd + (r0 + 3) * wq + j);
+                            var d32 = Vector256.Load(even + (r0 + 3) * wq + j + 1); var d33 = Vector256.Load(odd + (r0 + 3) * wq + j + 1);
+                            // Rows of B^T d.
+                            var b00 = d00 - d20; var b01 = d01 - d21; var b02 = d02 - d22; var b03 = d03 - d23;
+                            var b10 = d10 + d20; var b11 = d11 + d21; var b12 = d12 + d22; var b13 = d13 + d23;
+                            var b20 = d20 - d10; var b21 = d21 - d11; var b22 = d22 - d12; var b23 = d23 - d13;
+                            var b30 = d10 - d30; var b31 = d11 - d31; var b32 = d12 - d32; var b33 = d13 - d33;
+                            float* o = dst + t0 + j;
+                            Store4(b00, b01, b02, b03, o, 0 * es, es);
+                            Store4(b10, b11, b12, b13, o, 4 * es, es);
+                            Store4(b20, b21, b22, b23, o, 8 * es, es);
+                            Store4(b30, b31, b32, b33, o, 12 * es, es);
+                        }
+                    }
+                    for (; j < tw; j++)
+                    {
+                        for (int a = 0; a < 4; a++)
+                            for (int b = 0; b < 4; b++) d[4 * a + b] = Patch(even, odd, wq, r0 + a, j, b);
+                        for (int b = 0; b < 4; b++)
+                        {
+                            bt[b] = d[b] - d[8 + b];
+                            bt[4 + b] = d[4 + b] + d[8 + b];
+                            bt[8 + b] = d[8 + b] - d[4 + b];
+                            bt[12 + b] = d[4 + b] - d[12 + b];
+                        }
+                        float* o = dst + t0 + j;
+                        for (int a = 0; a < 4; a++)
+                        {
+                            float* r = bt + 4 * a;
+                            o[(4 * a + 0) * es] = r[0] - r[2];
+                            o[(4 * a + 1) * es] = r[1] + r[2];
+                            o[(4 * a + 2) * es] = r[2] - r[1];
+                            o[(4 * a + 3) * es] = r[1] - r[3];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float Patch(float* even, float* odd, int wq, int r, int j, int b)
+        => (b & 1) == 0 ? even[r * wq + j + (b >> 1)] : odd[r * wq + j + (b >> 1)];
+
+    // One row (B^T d)[a, :] of 8 tiles times B: the four V matrices 4a .. 4a + 3.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store4(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3,
+        float* o, long off, long es)
+    {
+        (r0 - r2).Store(o + off);
+        (r1 + r2).Store(o + off + es);
+        (r2 - r1).Store(o + off + 2 * es);
+        (r1 - r3).Store(o + off + 3 * es);
+    }
+
+    /// <summary>
+    /// y[n, o, 2i + r, 2j + q] = (A^T m A)[r, q] (+ bias[o]) for the chunk's tiles, m[a][b] = M[4a + b, o, t];
+    /// A^T = [1 1 1 0; 0 1 -1 -1]. The second row / column of a tile past an odd output edge is dropped.
+    /// </summary>
+    private static unsafe void OutputTransform(in Conv2dShape s, float[] m, int n, int i0, int i1, int tw, int nt,
+        int off, float[]? bias, float[] y)
+    {
+        int oc = s.OutC, oh = s.OH, ow = s.OW, op = oh * ow;
+        long es = (long)oc * nt;
+        if (16 * es > m.Length) throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
+        bool vector = Simd.Level >= SimdLevel.Vector256 && Vector256.IsHardwareAccelerated;
+        fixed (float* pm = m, py = y)
+        {
+            float* lo = stackalloc float[8];
+            float* hi = stackalloc float[8];
+            for (int o = 0; o < oc; o++)
+            {
+                float b = bias?[o] ?? 0f;
+                float* src = pm + (long)o * nt;
+                float* dstPlane = py + ((long)n * oc + o) * op;
+                for (int i = i0; i < i1; i++)
+                {
+                    int t0 = off + (i - i0) * tw, y0 = 2 * i;
+                    bool secondRow = y0 + 1 < oh;
+                    int j = 0;
+                    if (vector)
+                    {
+                        var vb = Vector256.Create(b);
+                        for (; j + 8 <= tw; j += 8)
+                        {
+                            float* q = src + t0 + j;
+                            var m00 = Vector256.Load(q); var m01 = Vector256.Load(q + es); var m02 = Vector256.Load(q + 2 * es); var m03 = Vector256.Load(q + 3 * es);
+                            var m10 = Vector256.Load(q + 4 * es); var m11 = Vector256.Load(q + 5 * es); var m12 = Vector256.Load(q + 6 * es); var m13 = Vector256.Load(q + 7 * es);
+                            var m20 = Vector256.Load(q + 8 * es); var m21 = Vector256.Load(q + 9 * es); var m22 = Vector256.Load(q + 10 * es); var m23 = Vector256.Load(q + 11 * es);
+                            var m30 = Vector256.Load(q + 12 * es); var m31 = Vector256.Load(q + 13 * es); var m32 = Vector256.Load(q + 14 * es); var m33 = Vector256.Load(q + 15 * es);
+                            // s = A^T m (2 x 4).
+                            var s00 = m00 + m10 + m20; var s01 = m01 + m11 + m21; var s02 = m02 + m12 + m22; var s03 = m03 + m13 + m23;
+                            var s10 = m10 - m20 - m30; var s11 = m11 - m21 - m31; var s12 = m12 - m22 - m32; var s13 = m13 - m23 - m33;
+                            // Y = s A (2 x 2).
+                            WriteRow(dstPlane + y0 * ow, 2 * j, ow, s00 + s01 + s02 + vb, s01 - s02 - s03 + vb, lo, hi);
+                            if (secondRow) WriteRow(dstPlane + (y0 + 1) * ow, 2 * j, ow, s10 + s11 + s12 + vb, s11 - s12 - s13 + vb, lo, hi);
+                        }
+                    }
+                    for (; j < tw; j++)
+                    {
+                        float* q = src + t0 + j;
+                        float s0, s1, s2, s3, u0, u1, u2, u3;
+                        s0 = q[0] + q[4 * es] + q[8 * es]; s1 = q[es] + q[5 * es] + q[9 * es];
+                        s2 = q[2 * es] + q[6 * es] + q[10 * es]; s3 = q[3 * es] + q[7 * es] + q[11 * es];
+                        u0 = q[4 * es] - q[8 * es] - q[12 * es]; u1 = q[5 * es] - q[9 * es] - q[13 * es];
+                        u2 = q[6 * es] - q[10 * es] - q[14 * es]; u3 = q[7 * es] - q[11 * es] - q[15 * es];
+                        int x0 = 2 * j;
+                        float* r0 = dstPlane + y0 * ow;
+                        r0[x0] = s0 + s1 + s2 + b;
+                        if (x0 + 1 < ow) r0[x0 + 1] = s1 - s2 - s3 + b;
+                        if (secondRow)
+                        {
+                            float* r1 = dstPlane + (y0 + 1) * ow;
+                            r1[x0] = u0 + u1 + u2 + b;
+                            if (x0 + 1 < ow) r1[x0 + 1] = u1 - u2 - u3 + b;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Output columns x0 .. x0 + 15 of one row: even columns from `left`, odd from `right` (dropped past ow).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void WriteRow(float* row, int x0, int ow, Vector256<float> left, Vector256<float> right,
+        float* lo, float* hi)
+    {
+        left.Store(lo);
+        right.Store(hi);
+        int end = Math.Min(16, ow - x0);
+        for (int q = 0; q < end; q++) row[x0 + q] = (q & 1) == 0 ? lo[q >> 1] : hi[q >> 1];
+    }
+}
