@@ -109,8 +109,9 @@ public sealed class ConvKernelTests
     {
         // Every channel count takes the Winograd path here (it starts at 16 channels otherwise); small chunks
         // make the tile rows of one chunk run on from one image into the next.
-        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes;
+        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes, wide = ConvWinograd.WideChannels;
         ConvWinograd.MinChannels = 1;
+        ConvWinograd.WideChannels = 1;
         ConvWinograd.ChunkBytes = name == "winograd_chunks_cross_images" ? 64 * 3 * 5 * 3 : chunkBytes;
         try
         {
@@ -121,6 +122,7 @@ public sealed class ConvKernelTests
         {
             ConvWinograd.MinChannels = minChannels;
             ConvWinograd.ChunkBytes = chunkBytes;
+            ConvWinograd.WideChannels = wide;
         }
     }
 

@@ -217,6 +217,7 @@ public static class ConvKernels
             return;
         }
         if (s.IsDepthwise) DepthwiseBackwardWeight(s, gy, x, gw, accumulate, level);
+        else if (ConvWinograd.Applies(s)) ConvWinograd.BackwardWeight(s, gy, x, gw, accumulate);
         else if (UseBatchedColumns(s)) BatchedBackwardWeight(s, gy, x, gw, accumulate);
         else GemmBackwardWeight(s, gy, x, gw, accumulate);
     }
