@@ -332,34 +332,19 @@ public static class ConvKernels
         int block = col is null ? 0 : ColumnBlock(s);
         if (block > 0 && UsePaddedPlanes(s))
         {
-            // Blocks of whole output rows, gathered from one padded copy of the group's planes.
-            int rows = Math.Max(1, block / s.OW), ow = s.OW;
-            var (hp, wp) = PaddedPlane(s);
-            var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp);
-            try
+            for (int g = 0; g < s.Groups; g++)
             {
-                for (int g = 0; g < s.Groups; g++)
+                int yOff = (n * s.OutC + g * ocg) * p, gg = g;
+                PaddedRowBlocks(s, x, n, g, block, col!, (q0, nb) =>
                 {
-                    int xOff = (n * s.C + g * cg) * hw;
-                    int yOff = (n * s.OutC + g * ocg) * p;
-                    PadGroup(s, x, xOff, padded, hp, wp);
-                    for (int y0 = 0; y0 < s.OH; y0 += rows)
+                    bool acc = false;
+                    if (bias != null)
                     {
-                        int y1 = Math.Min(s.OH, y0 + rows), q0 = y0 * ow, nb = (y1 - y0) * ow;
-                        Im2colPaddedRows(s, padded, hp, wp, col!, y0, y1);
-                        bool acc = false;
-                        if (bias != null)
-                        {
-                            for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p + q0, nb).Fill(bias[g * ocg + oc]);
-                            acc = true;
-                        }
-                        Gemm.Sgemm(false, false, ocg, nb, k, w, g * ocg * k, k, col!, 0, nb, y, yOff + q0, p, acc);
+                        for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p + q0, nb).Fill(bias[gg * ocg + oc]);
+                        acc = true;
                     }
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(padded);
+                    Gemm.Sgemm(false, false, ocg, nb, k, w, gg * ocg * k, k, col!, 0, nb, y, yOff + q0, p, acc);
+                });
             }
             return;
         }
@@ -528,29 +513,16 @@ public static class ConvKernels
         int block = col is null ? 0 : ColumnBlock(s);
         if (block > 0 && UsePaddedPlanes(s))
         {
-            // Blocks of whole output rows (as the forward): gw_g (+)= gy_g[:, block] * col_block^T, block by block.
-            int rows = Math.Max(1, block / s.OW), ow = s.OW;
-            var (hp, wp) = PaddedPlane(s);
-            var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp);
-            try
+            // As the forward: gw_g (+)= gy_g[:, block] * col_block^T, block by block.
+            for (int g = 0; g < s.Groups; g++)
             {
-                for (int g = 0; g < s.Groups; g++)
+                int gyOff = (n * s.OutC + g * ocg) * p, gwOff = g * ocg * k;
+                bool acc = accumulate;
+                PaddedRowBlocks(s, x, n, g, block, col!, (q0, nb) =>
                 {
-                    int gyOff = (n * s.OutC + g * ocg) * p;
-                    PadGroup(s, x, (n * s.C + g * cg) * hw, padded, hp, wp);
-                    bool acc = accumulate;
-                    for (int y0 = 0; y0 < s.OH; y0 += rows)
-                    {
-                        int y1 = Math.Min(s.OH, y0 + rows), nb = (y1 - y0) * ow;
-                        Im2colPaddedRows(s, padded, hp, wp, col!, y0, y1);
-                        Gemm.Sgemm(false, true, ocg, k, nb, gy, gyOff + y0 * ow, p, col!, 0, nb, gw, g * ocg * k, k, acc);
-                        acc = true;
-                    }
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(padded);
+                    Gemm.Sgemm(false, true, ocg, k, nb, gy, gyOff + q0, p, col!, 0, nb, gw, gwOff, k, acc);
+                    acc = true;
+                });
             }
             return;
         }
@@ -785,9 +757,8 @@ public static class ConvKernels
         int colOffset, int ld)
     {
         var (hp, wp) = PaddedPlane(s);
-        int len = hp * wp, oh = s.OH, ow = s.OW, sH = s.StrideH, sW = s.StrideW, hw = s.H * s.W;
-        int p = oh * ow;
-        if ((long)colOffset + (long)(c1 * s.KH * s.KW - 1) * ld + p > col.Length)
+        int len = hp * wp, oh = s.OH, hw = s.H * s.W;
+        if ((long)colOffset + (long)(c1 * s.KH * s.KW - 1) * ld + oh * s.OW > col.Length)
             throw new InvalidOperationException("Conv2d: column buffer too small.");
         float[]? rented = null;
         Span<float> pad = len <= StackPlaneFloats ? stackalloc float[len] : (rented = ArrayPool<float>.Shared.Rent(len)).AsSpan(0, len);
@@ -798,17 +769,7 @@ public static class ConvKernels
                 for (int c = c0; c < c1; c++)
                 {
                     PadPlane(s, x.AsSpan(xOff + c * hw, hw), pad, hp, wp);
-                    for (int kh = 0; kh < s.KH; kh++)
-                    for (int kw = 0; kw < s.KW; kw++)
-                    {
-                        float* dst = pc + colOffset + (long)((c * s.KH + kh) * s.KW + kw) * ld;
-                        float* src = pp + kh * s.DilationH * wp + kw * s.DilationW;
-                        for (int y = 0; y < oh; y++, dst += ow, src += sH * wp)
-                        {
-                            if (sW == 1) CopyRun(src, dst, ow);
-                            else for (int xo = 0; xo < ow; xo++) dst[xo] = src[xo * sW];
-                        }
-                    }
+                    GatherTaps(s, pp, wp, oh, pc + colOffset + (long)c * s.KH * s.KW * ld, ld);
                 }
             }
         }
@@ -818,12 +779,32 @@ public static class ConvKernels
         }
     }
 
-    /// <summary>The C/groups planes at <paramref name="xOff"/>, padded: channel c at padded[c * Hp * Wp].</summary>
-    private static void PadGroup(in Conv2dShape s, float[] x, int xOff, float[] padded, int hp, int wp)
+    /// <summary>
+    /// Builds the im2col columns of image n, group g, a block of whole output rows at a time (about
+    /// <paramref name="block"/> pixels) from one padded copy of the group's planes, and after each block calls
+    /// use(first pixel, pixels) with col holding that block's K x pixels columns.
+    /// </summary>
+    private static void PaddedRowBlocks(in Conv2dShape s, float[] x, int n, int g, int block, float[] col, Action<int, int> use)
     {
-        int hw = s.H * s.W;
-        for (int c = 0; c < s.CPerGroup; c++)
-            PadPlane(s, x.AsSpan(xOff + c * hw, hw), padded.AsSpan(c * hp * wp, hp * wp), hp, wp);
+        int rows = Math.Max(1, block / s.OW), ow = s.OW, hw = s.H * s.W, cg = s.CPerGroup;
+        var (hp, wp) = PaddedPlane(s);
+        var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp);
+        try
+        {
+            int xOff = (n * s.C + g * cg) * hw;
+            for (int c = 0; c < cg; c++)
+                PadPlane(s, x.AsSpan(xOff + c * hw, hw), padded.AsSpan(c * hp * wp, hp * wp), hp, wp);
+            for (int y0 = 0; y0 < s.OH; y0 += rows)
+            {
+                int y1 = Math.Min(s.OH, y0 + rows);
+                Im2colPaddedRows(s, padded, hp, wp, col, y0, y1);
+                use(y0 * ow, (y1 - y0) * ow);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(padded);
+        }
     }
 
     /// <summary>
@@ -832,23 +813,13 @@ public static class ConvKernels
     /// </summary>
     private static unsafe void Im2colPaddedRows(in Conv2dShape s, float[] padded, int hp, int wp, float[] col, int y0, int y1)
     {
-        int ow = s.OW, sH = s.StrideH, sW = s.StrideW, nb = (y1 - y0) * ow, cg = s.CPerGroup;
+        int nb = (y1 - y0) * s.OW, cg = s.CPerGroup, sH = s.StrideH;
         if ((long)cg * s.KH * s.KW * nb > col.Length || (long)cg * hp * wp > padded.Length)
             throw new InvalidOperationException("Conv2d: column or padded buffer too small.");
         fixed (float* pp = padded, pc = col)
         {
             for (int c = 0; c < cg; c++)
-            for (int kh = 0; kh < s.KH; kh++)
-            for (int kw = 0; kw < s.KW; kw++)
-            {
-                float* dst = pc + (long)((c * s.KH + kh) * s.KW + kw) * nb;
-                float* src = pp + (long)c * hp * wp + (y0 * sH + kh * s.DilationH) * wp + kw * s.DilationW;
-                for (int y = y0; y < y1; y++, dst += ow, src += sH * wp)
-                {
-                    if (sW == 1) CopyRun(src, dst, ow);
-                    else for (int xo = 0; xo < ow; xo++) dst[xo] = src[xo * sW];
-                }
-            }
+                GatherTaps(s, pp + (long)c * hp * wp + y0 * sH * wp, wp, y1 - y0, pc + (long)c * s.KH * s.KW * nb, nb);
         }
     }
 
@@ -902,6 +873,28 @@ public static class ConvKernels
         finally
         {
             if (rented != null) ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// The KH*KW column rows of one channel for <paramref name="rows"/> output rows: row (kh, kw) goes to
+    /// dst[(kh*KW + kw) * ld ..] and reads the padded plane from its row kh*dH, column kw*dW (src is the plane at
+    /// the first output row's first padded row; Wp its row length).
+    /// </summary>
+    private static unsafe void GatherTaps(in Conv2dShape s, float* src, int wp, int rows, float* dst, int ld)
+    {
+        int ow = s.OW, sW = s.StrideW;
+        nint rowStep = (nint)s.StrideH * wp;
+        for (int kh = 0; kh < s.KH; kh++)
+        for (int kw = 0; kw < s.KW; kw++)
+        {
+            float* d = dst + (long)(kh * s.KW + kw) * ld;
+            float* p = src + kh * s.DilationH * wp + kw * s.DilationW;
+            for (int y = 0; y < rows; y++, d += ow, p += rowStep)
+            {
+                if (sW == 1) CopyRun(p, d, ow);
+                else for (int xo = 0; xo < ow; xo++) d[xo] = p[xo * sW];
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 using MlNetFineTune.Models.Vision;
 using MlNetFineTune.Tensors;
+using MlNetFineTune.Tensors.Cpu;
 using MlNetFineTune.Tensors.IO;
 using Xunit;
 
@@ -9,6 +10,7 @@ namespace MlNetFineTune.Models.Tests;
 /// torchvision ResNets (basic and bottleneck blocks) saved with torch.save: logits, pooled features and every
 /// parameter gradient equal PyTorch's, in eval mode and in train mode (batch statistics, running-stat updates).
 /// </summary>
+[Collection("ConvPathKnobs")]
 public class ResNetParityTests
 {
     private static void AssertClose(Tensor actual, Tensor expected, string what, float rtol, float atol)
@@ -25,7 +27,31 @@ public class ResNetParityTests
     [Theory]
     [InlineData("resnet-tiny", ResNetBlock.Basic)]
     [InlineData("resnet-bottleneck-tiny", ResNetBlock.Bottleneck)]
-    public void MatchesTorchvision(string name, ResNetBlock block)
+    public void MatchesTorchvision(string name, ResNetBlock block) => CheckAgainstTorchvision(name, block);
+
+    [Theory]
+    [InlineData("resnet-tiny", ResNetBlock.Basic)]
+    [InlineData("resnet-bottleneck-tiny", ResNetBlock.Bottleneck)]
+    public void MatchesTorchvision_WithWinogradOnEvery3x3Convolution(string name, ResNetBlock block)
+    {
+        // The fixtures' 8-64 channels and 2x2-16x16 maps sit below the Winograd thresholds, so lower them: every
+        // 3x3 stride-1 convolution (forward, input and weight gradients) then runs F(2x2, 3x3).
+        int minChannels = ConvWinograd.MinChannels, wide = ConvWinograd.WideChannels;
+        ConvWinograd.MinChannels = 1;
+        ConvWinograd.WideChannels = 1;
+        try
+        {
+            Assert.True(ConvWinograd.Applies(new Conv2dShape(2, 8, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1)));
+            CheckAgainstTorchvision(name, block);
+        }
+        finally
+        {
+            ConvWinograd.MinChannels = minChannels;
+            ConvWinograd.WideChannels = wide;
+        }
+    }
+
+    private static void CheckAgainstTorchvision(string name, ResNetBlock block)
     {
         var dir = TestPaths.Fixture("models", name);
         var reference = SafeTensors.Load(Path.Combine(dir, "reference.safetensors"));
@@ -67,4 +93,10 @@ public class ResNetParityTests
         Assert.Contains("[16, 16, 5, 5]", ex.Message);
         Assert.Contains("[16, 16, 3, 3]", ex.Message);
     }
+}
+
+/// <summary>Tests that lower the convolution path thresholds (process-wide) run alone.</summary>
+[CollectionDefinition("ConvPathKnobs", DisableParallelization = true)]
+public sealed class ConvPathKnobsCollection
+{
 }
