@@ -335,16 +335,7 @@ public static class ConvKernels
             for (int g = 0; g < s.Groups; g++)
             {
                 int yOff = (n * s.OutC + g * ocg) * p, gg = g;
-                PaddedRowBlocks(s, x, n, g, block, col!, (q0, nb) =>
-                {
-                    bool acc = false;
-                    if (bias != null)
-                    {
-                        for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p + q0, nb).Fill(bias[gg * ocg + oc]);
-                        acc = true;
-                    }
-                    Gemm.Sgemm(false, false, ocg, nb, k, w, gg * ocg * k, k, col!, 0, nb, y, yOff + q0, p, acc);
-                });
+                PaddedRowBlocks(s, x, n, g, block, col!, (q0, nb) => ForwardProduct(ocg, k, w, gg, bias, col!, 0, y, yOff, p, q0, nb));
             }
             return;
         }
@@ -358,13 +349,7 @@ public static class ConvKernels
                 {
                     int q1 = Math.Min(p, q0 + block), nb = q1 - q0;
                     Im2colRange(s, x, xOff, col!, q0, q1);
-                    bool acc = false;
-                    if (bias != null)
-                    {
-                        for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p + q0, nb).Fill(bias[g * ocg + oc]);
-                        acc = true;
-                    }
-                    Gemm.Sgemm(false, false, ocg, nb, k, w, g * ocg * k, k, col!, 0, nb, y, yOff + q0, p, acc);
+                    ForwardProduct(ocg, k, w, g, bias, col!, 0, y, yOff, p, q0, nb);
                 }
             }
             return;
@@ -386,14 +371,24 @@ public static class ConvKernels
                 b = col;
                 bOff = 0;
             }
-            bool acc = false;
-            if (bias != null)
-            {
-                for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p, p).Fill(bias[g * ocg + oc]);
-                acc = true;
-            }
-            Gemm.Sgemm(false, false, ocg, p, k, w, g * ocg * k, k, b, bOff, p, y, yOff, p, acc);
+            ForwardProduct(ocg, k, w, g, bias, b, bOff, y, yOff, p, 0, p);
         }
+    }
+
+    /// <summary>
+    /// Output pixels [q0, q0 + nb) of group g: y_g[:, q0..] = bias + W_g [OCg, K] * B [K, nb] (B at bOff, row
+    /// stride nb), into y at yOff with row stride p.
+    /// </summary>
+    private static void ForwardProduct(int ocg, int k, float[] w, int g, float[]? bias, float[] b, int bOff,
+        float[] y, int yOff, int p, int q0, int nb)
+    {
+        bool acc = false;
+        if (bias != null)
+        {
+            for (int oc = 0; oc < ocg; oc++) y.AsSpan(yOff + oc * p + q0, nb).Fill(bias[g * ocg + oc]);
+            acc = true;
+        }
+        Gemm.Sgemm(false, false, ocg, nb, k, w, g * ocg * k, k, b, bOff, nb, y, yOff + q0, p, acc);
     }
 
     private static void GemmBackwardInput(Conv2dShape s, float[] gy, float[] w, float[] gx)
