@@ -414,13 +414,10 @@ internal static class ConvWinograd
                         new Span<float>(o, wq).Clear();
                         continue;
                     }
+                    // Even phase q reads input column 2q - PadW, odd phase 2q + 1 - PadW; zero outside [0, w).
                     float* row = src + ih * w;
-                    for (int q = 0; q < wq; q++)
-                    {
-                        int c0 = 2 * q - s.PadW, c1 = c0 + 1;
-                        e[q] = (uint)c0 < (uint)w ? row[c0] : 0f;
-                        o[q] = (uint)c1 < (uint)w ? row[c1] : 0f;
-                    }
+                    Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2));
+                    Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2));
                 }
                 float* dst = pv + (long)ch * nt;
                 long es = (long)c * nt; // stride between the 16 V matrices
@@ -456,7 +453,14 @@ internal static class ConvWinograd
                     for (; j < tw; j++)
                     {
                         for (int a = 0; a < 4; a++)
-                            for (int b = 0; b < 4; b++) d[4 * a + b] = Patch(even, odd, wq, r0 + a, j, b);
+                        {
+                            // Patch columns 2j .. 2j + 3 are even[j], odd[j], even[j + 1], odd[j + 1].
+                            int at = (r0 + a) * wq + j;
+                            d[4 * a] = even[at];
+                            d[4 * a + 1] = odd[at];
+                            d[4 * a + 2] = even[at + 1];
+                            d[4 * a + 3] = odd[at + 1];
+                        }
                         for (int b = 0; b < 4; b++)
                         {
                             bt[b] = d[b] - d[8 + b];
@@ -479,9 +483,14 @@ internal static class ConvWinograd
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe float Patch(float* even, float* odd, int wq, int r, int j, int b)
-        => (b & 1) == 0 ? even[r * wq + j + (b >> 1)] : odd[r * wq + j + (b >> 1)];
+    // dst[q] = src[2q] for q in [q0, q1) (clamped so q0 <= q1), 0 for the rest of [0, wq).
+    private static unsafe void Deinterleave(float* src, float* dst, int wq, int q0, int q1)
+    {
+        q1 = Math.Max(q0, q1);
+        for (int q = 0; q < q0; q++) dst[q] = 0f;
+        for (int q = q0; q < q1; q++) dst[q] = src[2 * q];
+        for (int q = q1; q < wq; q++) dst[q] = 0f;
+    }
 
     // One row (B^T d)[a, :] of 8 tiles times B: the four V matrices 4a .. 4a + 3.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
