@@ -504,4 +504,40 @@ public sealed class GemmTests
             Assert.Equal(28, sum);
         });
     }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(5, 7)]
+    [InlineData(33, 8)]
+    [InlineData(64, 67)]
+    [InlineData(300, 256)]
+    [InlineData(129, 1030)]
+    public void Sum_OverLeadingDims_IsEachColumnSummedInRowOrder_AtEveryLevelAndThreadCount(int rows, int cols)
+    {
+        // The bias-gradient reduction: every column summed in row order, in float, so the vector groups, the
+        // single-vector columns and the scalar tail all give exactly the sequential sum.
+        var rng = new Random(rows * 1000 + cols);
+        var data = new float[rows * cols];
+        for (int i = 0; i < data.Length; i++) data[i] = (float)(rng.NextDouble() * 2 - 1) * (i % 5 == 0 ? 1000f : 1f);
+        var expected = new float[cols];
+        for (int j = 0; j < cols; j++)
+        {
+            float a = 0;
+            for (int i = 0; i < rows; i++) a += data[i * cols + j];
+            expected[j] = a;
+        }
+        foreach (var level in new[] { SimdLevel.Scalar, SimdLevel.Vector256 })
+        {
+            if ((int)level > (int)Simd.Hardware) continue;
+            foreach (int threads in new[] { 1, 2 })
+                WithThreads(threads, () =>
+                {
+                    using (Simd.Force(level))
+                    {
+                        var got = Ops.Sum(Tensor.FromArray(data, rows, cols), [0]).ToArray();
+                        Assert.Equal(expected, got);
+                    }
+                });
+        }
+    }
 }
