@@ -65,8 +65,8 @@ internal static class ConvWinograd
         var u = ArrayPool<float>.Shared.Rent(16 * oc * c);
         try
         {
-            TransformWeights(w, oc, c, flip: false, u);
-            Run(s, x, u, bias, y);
+            TransformWeights(w, oc, c, u);
+            Run(s, x, u, transposed: false, bias, y);
         }
         finally
         {
@@ -76,7 +76,9 @@ internal static class ConvWinograd
 
     /// <summary>
     /// gx = d(sum gy * y)/dx for a shape where <see cref="Applies"/>: the stride-1 convolution of gy with the
-    /// flipped, channel-swapped kernels and padding 2 - pad, whose output is exactly H x W.
+    /// flipped, channel-swapped kernels and padding 2 - pad, whose output is exactly H x W. Its transformed
+    /// kernels come from the forward's U: G J = P G for the 3x3 flip J, with P swapping rows 0 and 3, so
+    /// G (J g J) G^T = P U P^T, i.e. matrix e = 4a + b of the flipped kernels is U[4 p(a) + p(b)], transposed.
     /// </summary>
     internal static void BackwardInput(in Conv2dShape s, float[] gy, float[] w, float[] gx)
     {
@@ -86,8 +88,8 @@ internal static class ConvWinograd
         var u = ArrayPool<float>.Shared.Rent(16 * s.OutC * s.C);
         try
         {
-            TransformWeights(w, s.OutC, s.C, flip: true, u);
-            Run(t, gy, u, null, gx);
+            TransformWeights(w, s.OutC, s.C, u);
+            Run(t, gy, u, transposed: true, null, gx);
         }
         finally
         {
@@ -319,48 +321,54 @@ internal static class ConvWinograd
         });
     }
 
-    /// <summary>
-    /// U[e, o, i] = (G g G^T)[e] for each kernel g. Forward: g = w[o, i] (U is OutC x C). Flipped (input
-    /// gradient): the kernel for output channel i of the transposed convolution and input channel o is
-    /// w[o, i] turned 180 degrees, so U is C x OutC with U[e, i, o] from w[o, i, 2 - a, 2 - b].
-    /// </summary>
-    private static void TransformWeights(float[] w, int oc, int c, bool flip, float[] u)
+    /// <summary>U[e, o, i] = (G g G^T)[e] for each kernel g = w[o, i] (16 matrices of OutC x C).</summary>
+    private static unsafe void TransformWeights(float[] w, int oc, int c, float[] u)
     {
-        int rows = flip ? c : oc, cols = flip ? oc : c, plane = rows * cols;
+        int plane = oc * c;
+        if ((long)plane * 9 > w.Length || (long)plane * 16 > u.Length)
+            throw new InvalidOperationException("Conv2d Winograd: weight or transform buffer too small.");
         WorkerPool.For(oc, Math.Max(1, 4096 / Math.Max(1, c)), (o0, o1) =>
         {
-            Span<float> g = stackalloc float[9];
-            Span<float> t = stackalloc float[12];
-            for (int o = o0; o < o1; o++)
-            for (int i = 0; i < c; i++)
+            fixed (float* pw = w, pu = u)
             {
-                var src = w.AsSpan((o * c + i) * 9, 9);
-                if (flip) for (int q = 0; q < 9; q++) g[q] = src[8 - q];
-                else src.CopyTo(g);
-                // t = G g (4 x 3), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
-                for (int b = 0; b < 3; b++)
+                for (int idx = o0 * c; idx < o1 * c; idx++)
                 {
-                    float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
-                    t[b] = g0;
-                    t[3 + b] = 0.5f * (g0 + g1 + g2);
-                    t[6 + b] = 0.5f * (g0 - g1 + g2);
-                    t[9 + b] = g2;
-                }
-                int idx = flip ? i * cols + o : o * cols + i;
-                // U = t G^T (4 x 4).
-                for (int a = 0; a < 4; a++)
-                {
-                    float t0 = t[3 * a], t1 = t[3 * a + 1], t2 = t[3 * a + 2];
-                    u[(4 * a + 0) * plane + idx] = t0;
-                    u[(4 * a + 1) * plane + idx] = 0.5f * (t0 + t1 + t2);
-                    u[(4 * a + 2) * plane + idx] = 0.5f * (t0 - t1 + t2);
-                    u[(4 * a + 3) * plane + idx] = t2;
+                    float* g = pw + (long)idx * 9;
+                    float* dst = pu + idx;
+                    // Rows a of t = G g (4 x 3), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; then U row a = t_a G^T.
+                    for (int a = 0; a < 4; a++)
+                    {
+                        float t0, t1, t2;
+                        if (a == 0) { t0 = g[0]; t1 = g[1]; t2 = g[2]; }
+                        else if (a == 3) { t0 = g[6]; t1 = g[7]; t2 = g[8]; }
+                        else
+                        {
+                            float sign = a == 1 ? 1f : -1f;
+                            t0 = 0.5f * (g[0] + sign * g[3] + g[6]);
+                            t1 = 0.5f * (g[1] + sign * g[4] + g[7]);
+                            t2 = 0.5f * (g[2] + sign * g[5] + g[8]);
+                        }
+                        dst[(long)(4 * a) * plane] = t0;
+                        dst[(long)(4 * a + 1) * plane] = 0.5f * (t0 + t1 + t2);
+                        dst[(long)(4 * a + 2) * plane] = 0.5f * (t0 - t1 + t2);
+                        dst[(long)(4 * a + 3) * plane] = t2;
+                    }
                 }
             }
         });
     }
 
-    private static void Run(Conv2dShape s, float[] x, float[] u, float[]? bias, float[] y)
+    /// <summary>The U matrix that matrix e of the flipped kernels transposes: rows and columns 0 and 3 swapped.</summary>
+    private static int FlippedIndex(int e)
+    {
+        int a = e >> 2, b = e & 3;
+        static int P(int v) => v == 0 ? 3 : v == 3 ? 0 : v;
+        return 4 * P(a) + P(b);
+    }
+
+    // The convolution s of x by the kernels in u (transposed: u holds the forward's U and s is the transposed
+    // convolution of the input gradient, so matrix e is U[FlippedIndex(e)]^T).
+    private static void Run(Conv2dShape s, float[] x, float[] u, bool transposed, float[]? bias, float[] y)
     {
         var plan = new Plan(s);
         var shape = s;
@@ -374,7 +382,12 @@ internal static class ConvWinograd
                     InputTransform(shape, x, n, i0, i1, plan.Tw, ws.V, nt, off, ws.Phases);
                 int oc = shape.OutC, cc = shape.C;
                 for (int e = 0; e < 16; e++)
-                    Gemm.Sgemm(false, false, oc, nt, cc, u, e * oc * cc, cc, ws.V, e * cc * nt, nt, ws.M, e * oc * nt, nt, false);
+                {
+                    if (transposed)
+                        Gemm.Sgemm(true, false, oc, nt, cc, u, FlippedIndex(e) * oc * cc, oc, ws.V, e * cc * nt, nt, ws.M, e * oc * nt, nt, false);
+                    else
+                        Gemm.Sgemm(false, false, oc, nt, cc, u, e * oc * cc, cc, ws.V, e * cc * nt, nt, ws.M, e * oc * nt, nt, false);
+                }
                 foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
                     OutputTransform(shape, ws.M, n, i0, i1, plan.Tw, nt, off, bias, y);
             }
