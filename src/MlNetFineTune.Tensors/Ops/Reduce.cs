@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using MlNetFineTune.Tensors.Cpu;
 
 namespace MlNetFineTune.Tensors;
@@ -44,48 +43,13 @@ public static partial class Ops
         var r = new float[cols];
         if (rows == 0 || cols == 0) return r;
         int chunk = Math.Max(64, (int)Math.Min(cols, 262144L / Math.Max(rows, 1)));
-        WorkerPool.For(cols, chunk, (s, e) => ColumnSumsRange(data, offset, rows, cols, s, e, r));
-        return r;
-    }
-
-    // r[j] = sum over rows of data[offset + i * cols + j] for j in [c0, c1), each column summed in row order.
-    // Groups of 32 columns keep their four vector accumulators in registers down all the rows.
-    private static unsafe void ColumnSumsRange(float[] data, int offset, int rows, int cols, int c0, int c1, float[] r)
-    {
-        if ((long)offset + (long)(rows - 1) * cols + c1 > data.Length) throw new ArgumentException("ColumnSums: data too short.");
-        fixed (float* pd = data, pr = r)
+        WorkerPool.For(cols, chunk, (s, e) =>
         {
-            float* d = pd + offset;
-            int j = c0;
-            if (Cpu.Simd.Level >= Cpu.SimdLevel.Vector256 && Vector256.IsHardwareAccelerated)
-            {
-                for (; j + 32 <= c1; j += 32)
-                {
-                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    float* p = d + j;
-                    for (int i = 0; i < rows; i++, p += cols)
-                    {
-                        a0 += Vector256.Load(p); a1 += Vector256.Load(p + 8);
-                        a2 += Vector256.Load(p + 16); a3 += Vector256.Load(p + 24);
-                    }
-                    a0.Store(pr + j); a1.Store(pr + j + 8); a2.Store(pr + j + 16); a3.Store(pr + j + 24);
-                }
-                for (; j + 8 <= c1; j += 8)
-                {
-                    Vector256<float> a0 = default;
-                    float* p = d + j;
-                    for (int i = 0; i < rows; i++, p += cols) a0 += Vector256.Load(p);
-                    a0.Store(pr + j);
-                }
-            }
-            for (; j < c1; j++)
-            {
-                float a = 0;
-                float* p = d + j;
-                for (int i = 0; i < rows; i++, p += cols) a += *p;
-                pr[j] = a;
-            }
-        }
+            var acc = r.AsSpan(s, e - s);
+            for (int i = 0; i < rows; i++)
+                System.Numerics.Tensors.TensorPrimitives.Add(acc, data.AsSpan(offset + i * cols + s, e - s), acc);
+        });
+        return r;
     }
 
     /// <summary>Sum over <paramref name="dims"/> (every dim when null or empty).</summary>
