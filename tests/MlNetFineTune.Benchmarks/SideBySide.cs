@@ -14,7 +14,8 @@ namespace MlNetFineTune.Benchmarks;
 /// </summary>
 /// <remarks>
 /// Options: --threads N (default 2), --json FILE, --only NAME[,NAME...] (exact names, or prefixes ending at a '-': gemm, bert-mini, resnet18),
-/// --runs N (timed runs, default 5, the median is reported), --warmup N (warm-up calls before timing, default 3), --min-run-ms X (calls per
+/// --runs N (timed runs, default 5, the median is reported), --rounds N (default 1: alternate ours and torch N times per
+/// workload and report the medians over all rounds' runs, so a slow spell on a shared machine hits both sides), --warmup N (warm-up calls before timing, default 3), --min-run-ms X (calls per
 /// timed run are repeated until a run lasts this long, default 30), --python PATH (default /usr/bin/python3),
 /// --torch-env KEY=VALUE (extra environment for the torch peer, repeatable; e.g. OMP_WAIT_POLICY=PASSIVE, which
 /// keeps OpenMP from spin-waiting and is what torch needs on a machine shared with other work), --torch-alt-env
@@ -27,7 +28,7 @@ public static class SideBySideSuite
 
     public static int Run(string[] args)
     {
-        int threads = 2, runs = 5, warmup = 3;
+        int threads = 2, runs = 5, warmup = 3, rounds = 1;
         double minRunMs = 30;
         string? jsonPath = null, python = DefaultPython, peer = null;
         string[]? only = null;
@@ -43,6 +44,7 @@ public static class SideBySideSuite
                 case "--json": jsonPath = Next(); break;
                 case "--only": only = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
                 case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--rounds": rounds = Math.Max(1, int.Parse(Next(), CultureInfo.InvariantCulture)); break;
                 case "--warmup": warmup = Math.Max(1, int.Parse(Next(), CultureInfo.InvariantCulture)); break;
                 case "--min-run-ms": minRunMs = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--python": python = Next(); break;
@@ -61,7 +63,7 @@ public static class SideBySideSuite
                 case "--memory-child": memoryChild = true; break;
                 case "--gc-each-step": gcEachStep = true; break;
                 default:
-                    Console.Error.WriteLine($"side-by-side: unknown option '{args[i]}' (--threads N, --json FILE, --only NAME,..., --runs N, --warmup N, --min-run-ms X, --python PATH, --peer FILE, --torch-env KEY=VALUE, --torch-alt-env KEY=VALUE, --no-torch, --list)");
+                    Console.Error.WriteLine($"side-by-side: unknown option '{args[i]}' (--threads N, --json FILE, --only NAME,..., --runs N, --rounds N, --warmup N, --min-run-ms X, --python PATH, --peer FILE, --torch-env KEY=VALUE, --torch-alt-env KEY=VALUE, --no-torch, --list)");
                     return 2;
             }
         }
@@ -92,7 +94,7 @@ public static class SideBySideSuite
 
         string cpu = CpuModel();
         string loadStart = LoadAvg();
-        Console.WriteLine($"# side-by-side: threads={threads} runs={runs} (median) warmup>={warmup} min_run_ms={minRunMs} simd={Simd.Hardware}");
+        Console.WriteLine($"# side-by-side: threads={threads} runs={runs} (median) rounds={rounds} warmup>={warmup} min_run_ms={minRunMs} simd={Simd.Hardware}");
         Console.WriteLine($"# machine: {cpu}, {Environment.ProcessorCount} logical CPUs; loadavg at start {loadStart}; .NET {Environment.Version}, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC");
 
         var torch = noTorch ? new PeerInfo(false, "--no-torch given", null, null) : TorchPeer.Check(python!, peer, threads);
@@ -106,7 +108,7 @@ public static class SideBySideSuite
         var results = new JsonArray();
         foreach (var w in selected)
         {
-            var row = RunOne(w, options, torch, python!, peer);
+            var row = RunOne(w, options, torch, python!, peer, rounds);
             results.Add(row);
         }
         string loadEnd = LoadAvg();
@@ -119,6 +121,7 @@ public static class SideBySideSuite
                 ["suite"] = "side-by-side",
                 ["threads"] = threads,
                 ["runs"] = runs,
+                ["rounds"] = rounds,
                 ["warmup"] = warmup,
                 ["min_run_ms"] = minRunMs,
                 ["machine"] = new JsonObject
@@ -147,7 +150,7 @@ public static class SideBySideSuite
         return 0;
     }
 
-    private static JsonObject RunOne(Workload w, WorkloadOptions o, PeerInfo torch, string python, string peer)
+    private static JsonObject RunOne(Workload w, WorkloadOptions o, PeerInfo torch, string python, string peer, int rounds)
     {
         var row = new JsonObject { ["name"] = w.Name, ["description"] = w.Description, ["unit"] = w.Unit, ["target"] = w.Target };
         bool mem = w.Unit != "ms";
@@ -176,6 +179,26 @@ public static class SideBySideSuite
             catch (Exception e) when (e is InvalidOperationException or JsonException or IOException)
             {
                 torchWhy = "peer failed: " + e.Message;
+            }
+        }
+        // Further rounds (timings only): ours again, then torch again; the medians are taken over every round's runs.
+        for (int round = 1; round < rounds && !mem; round++)
+        {
+            var again = w.RunOurs(o);
+            Workloads.FullGc();
+            var all = ours.Runs.Concat(again.Runs).Order().ToArray();
+            ours = ours with { Ms = Workloads.Median(all), Runs = all, Note = $"{ours.Note}; {round + 1} rounds" };
+            if (theirs is null) continue;
+            try
+            {
+                var more = TorchPeer.Run(python, peer, w.Name, o, TorchPeer.ExtraEnvironment);
+                var tAll = theirs.Runs.Concat(more.Runs).Order().ToArray();
+                theirs = theirs with { Value = Workloads.Median(tAll), Runs = tAll };
+            }
+            catch (Exception e) when (e is InvalidOperationException or JsonException or IOException)
+            {
+                torchWhy = "peer failed: " + e.Message;
+                theirs = null;
             }
         }
         PeerResult? alt = null;
