@@ -60,6 +60,37 @@ public sealed class TensorBuffersTests
     }
 
     [Fact]
+    public void BufferPoolCapacity_BoundsWhatIsKept_AndLoweringItEmptiesThePool()
+    {
+        long before = BufferPool.Capacity;
+        try
+        {
+            TensorBuffers.Trim();
+            var (_, loss) = Graph(5);
+            loss.Backward();
+            long held = BufferPool.PooledBytes;
+            Assert.True(held > 0);
+            Assert.True(held <= BufferPool.Capacity);
+
+            BufferPool.Capacity = held - 1;          // below what is held: the pool empties
+            Assert.Equal(0, BufferPool.PooledBytes);
+            BufferPool.Capacity = 0;                 // nothing is kept at all
+            var (_, loss2) = Graph(5);
+            loss2.Backward();
+            Assert.Equal(0, BufferPool.PooledBytes);
+            Assert.Throws<ArgumentOutOfRangeException>(() => BufferPool.Capacity = -1);
+
+            BufferPool.Capacity = before;
+            var (_, loss3) = Graph(5);
+            loss3.Backward();
+            Assert.True(BufferPool.PooledBytes > 0);
+            BufferPool.Trim();
+            Assert.Equal(0, BufferPool.PooledBytes);
+        }
+        finally { BufferPool.Capacity = before; }
+    }
+
+    [Fact]
     public void ABackwardPassRecyclesItsIntermediateGradients()
     {
         TensorBuffers.Trim();
