@@ -77,8 +77,9 @@ internal static class ConvWinograd
     /// <summary>
     /// gx = d(sum gy * y)/dx for a shape where <see cref="Applies"/>: the stride-1 convolution of gy with the
     /// flipped, channel-swapped kernels and padding 2 - pad, whose output is exactly H x W. Its transformed
-    /// kernels come from the forward's U: G J = P G for the 3x3 flip J, with P swapping rows 0 and 3, so
-    /// G (J g J) G^T = P U P^T, i.e. matrix e = 4a + b of the flipped kernels is U[4 p(a) + p(b)], transposed.
+    /// kernels need no transform of their own: G J = P G for the 3x3 flip J, with P swapping rows 0 and 3, so
+    /// G (J g J) G^T = P U P^T, i.e. matrix e = 4a + b of the flipped kernels is the forward transform's
+    /// U[4 p(a) + p(b)] (computed again here), transposed.
     /// </summary>
     internal static void BackwardInput(in Conv2dShape s, float[] gy, float[] w, float[] gx)
     {
