@@ -59,6 +59,9 @@ public sealed class ConvKernelTests
         ["winograd_wide_odd_p2_batch2"] = new(2, 3, 9, 37, 4, 3, 3, PH: 2, PW: 2),
         ["winograd_chunks_cross_images"] = new(3, 3, 7, 9, 2, 3, 3, PH: 1, PW: 1),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
+        // A dilated tap that stays in the left padding for a whole output row (the row-clamped im2col once sliced
+        // the input from before its start here).
+        ["tap_all_in_padding_w1_d2_g2"] = new(1, 4, 29, 1, 4, 2, 3, 3, 1, 0, 2, 1, 2, G: 2),
         ["single_channel_c1"] = new(2, 1, 6, 6, 3, 3, 3, PH: 1, PW: 1),
         ["dw_m1_3x3_s1_p1_batch3"] = new(3, 4, 9, 9, 4, 3, 3, PH: 1, PW: 1, G: 4),
         ["dw_m2_3x3_s1_p1"] = new(1, 3, 7, 11, 6, 3, 3, PH: 1, PW: 1, G: 3),

@@ -308,7 +308,8 @@ public static class ConvKernels
 
     /// <summary>
     /// Column block size in bytes for images whose im2col exceeds twice this: the columns are built and multiplied
-    /// a block of output rows at a time, so the block is still in cache when the GEMM packs it (0: no blocking).
+    /// a block at a time (whole output rows on the padded-plane path, runs of output pixels otherwise), so the
+    /// block is still in cache when the GEMM packs it (0: no blocking).
     /// </summary>
     internal static int ColumnBlockBytes = 2 * 1024 * 1024;
 
@@ -949,7 +950,9 @@ public static class ConvKernels
                         // Output columns xo in [x0, x1) read input column xo + offW when inside the row.
                         int lo = Math.Clamp(-offW, x0, x1), hi = Math.Clamp(w - offW, lo, x1);
                         dstRow.Slice(0, lo - x0).Clear();
-                        x.AsSpan(srcBase + lo + offW, hi - lo).CopyTo(dstRow.Slice(lo - x0));
+                        // No copy when the tap stays in the padding for the whole run (its start would then lie
+                        // before the row, even before the array for the first row).
+                        if (hi > lo) x.AsSpan(srcBase + lo + offW, hi - lo).CopyTo(dstRow.Slice(lo - x0));
                         dstRow.Slice(hi - x0).Clear();
                     }
                     else

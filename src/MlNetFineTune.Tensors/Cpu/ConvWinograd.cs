@@ -16,10 +16,10 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// kernel tests hold the results to the same 1e-5 relative tolerance as the direct paths, and the ResNet-18
 /// activation and gradient fixtures from PyTorch pass unchanged.
 /// Tiles are processed in chunks of whole tile rows (running on from one image into the next), each chunk on one
-/// thread: transform its patches, run the 16 GEMMs (serial inside the chunk), transform back. Every output
-/// depends only on its own tile, never on the chunking or the thread count, so the forward and the input
-/// gradient are bitwise the same at any thread count; the weight gradient sums per-thread partials in a fixed
-/// order, so it depends on the thread count only (as the im2col path's does).
+/// thread: transform its patches, run the 16 GEMMs (serial inside the chunk when there are several chunks),
+/// transform back. The chunking depends on the shape only, never on the thread count, so the forward and the
+/// input gradient are bitwise the same at any thread count; the weight gradient sums per-thread partials in a
+/// fixed order, so it depends on the thread count only (as the im2col path's does).
 /// The gradient of the input of such a convolution is the same kind of convolution of the output gradient
 /// with the kernels turned 180 degrees and the channel axes swapped, so it runs through the same path.
 /// </summary>
