@@ -729,11 +729,18 @@ public static class ConvKernels
 
     private const int StackPlaneFloats = 4096;
 
+    /// <summary>The padded columns [lo, hi) that hold input columns 0, 1, ... (the rest are padding).</summary>
+    private static (int Lo, int Hi) InputColumns(in Conv2dShape s, int wp)
+    {
+        int lo = Math.Min(s.PadW, wp);
+        return (lo, Math.Clamp(s.PadW + s.W, lo, wp));
+    }
+
     /// <summary>pad[Hp, Wp] = the plane at x[xOff..] shifted by (PadH, PadW), zero outside the input.</summary>
     private static void PadPlane(in Conv2dShape s, ReadOnlySpan<float> plane, Span<float> pad, int hp, int wp)
     {
         int h = s.H, w = s.W;
-        int lo = Math.Min(s.PadW, wp), hi = Math.Clamp(s.PadW + w, lo, wp);
+        var (lo, hi) = InputColumns(s, wp);
         for (int r = 0; r < hp; r++)
         {
             var dst = pad.Slice(r * wp, wp);
@@ -834,7 +841,7 @@ public static class ConvKernels
             throw new InvalidOperationException("Conv2d: column buffer too small.");
         float[]? rented = null;
         Span<float> pad = len <= StackPlaneFloats ? stackalloc float[len] : (rented = ArrayPool<float>.Shared.Rent(len)).AsSpan(0, len);
-        int lo = Math.Min(s.PadW, wp), hi = Math.Clamp(s.PadW + w, lo, wp);
+        var (lo, hi) = InputColumns(s, wp);
         try
         {
             fixed (float* pp = pad, pc = col)

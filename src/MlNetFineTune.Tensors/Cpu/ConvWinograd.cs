@@ -60,13 +60,17 @@ internal static class ConvWinograd
 
     /// <summary>y = conv(x, w) + bias for a shape where <see cref="Applies"/>.</summary>
     internal static void Forward(in Conv2dShape s, float[] x, float[] w, float[]? bias, float[] y)
+        => RunWithKernels(s, s, x, w, transposed: false, bias, y);
+
+    // Transforms the kernels w (OutC x C of `forward`) once, then runs convolution `run` of x into y with them.
+    private static void RunWithKernels(in Conv2dShape forward, Conv2dShape run, float[] x, float[] w, bool transposed,
+        float[]? bias, float[] y)
     {
-        int oc = s.OutC, c = s.C;
-        var u = ArrayPool<float>.Shared.Rent(16 * oc * c);
+        var u = ArrayPool<float>.Shared.Rent(16 * forward.OutC * forward.C);
         try
         {
-            TransformWeights(w, oc, c, u);
-            Run(s, x, u, transposed: false, bias, y);
+            TransformWeights(w, forward.OutC, forward.C, u);
+            Run(run, x, u, transposed, bias, y);
         }
         finally
         {
@@ -86,16 +90,7 @@ internal static class ConvWinograd
         var t = new Conv2dShape(s.N, s.OutC, s.OH, s.OW, s.C, 3, 3, 1, 1, 2 - s.PadH, 2 - s.PadW, 1, 1, 1);
         if (t.OH != s.H || t.OW != s.W)
             throw new InvalidOperationException($"Conv2d Winograd: transposed shape {t} does not give the input size of {s}.");
-        var u = ArrayPool<float>.Shared.Rent(16 * s.OutC * s.C);
-        try
-        {
-            TransformWeights(w, s.OutC, s.C, u);
-            Run(t, gy, u, transposed: true, null, gx);
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(u);
-        }
+        RunWithKernels(s, t, gy, w, transposed: true, null, gx);
     }
 
     /// <summary>
