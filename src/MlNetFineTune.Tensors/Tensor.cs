@@ -25,6 +25,9 @@ public sealed partial class Tensor
     internal readonly int[] StridesArr;
     internal readonly int Offset;
 
+    /// <summary>This weight packed for the GEMM at inference (<see cref="Cpu.WeightPackCache"/>), if any.</summary>
+    internal Cpu.WeightPackCache.Entry? PackCache;
+
     /// <summary>Element type.</summary>
     public DType DType { get; }
 
@@ -223,7 +226,9 @@ public sealed partial class Tensor
     public Span<float> AsSpan()
     {
         if (!IsContiguous) throw new InvalidOperationException($"AsSpan needs a contiguous tensor; tensor{Describe()} has strides {ShapeUtil.Format(StridesArr)}.");
-        return F.AsSpan(Offset, Numel);
+        var data = F;
+        Cpu.StorageVersions.Written(data);   // the caller may write: drop what was derived from the old values
+        return data.AsSpan(Offset, Numel);
     }
 
     /// <summary>A readable rendering; small tensors show all values, large ones a summary.</summary>

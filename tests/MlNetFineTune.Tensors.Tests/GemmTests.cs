@@ -253,6 +253,76 @@ public sealed class GemmTests
         Assert.Contains("does not end in 48", Assert.Throws<ArgumentException>(() => Ops.LinearGelu(Tensor.Zeros(2, 47), w, b)).Message);
     }
 
+    // Runs pr through SgemmEpilogue with op(B) packed ahead (PackedMatrix) for the current level and blocking.
+    private static unsafe float[] RunPrepacked(Problem pr, bool accumulate, float[]? bias, GemmActivation act, PackedMatrix? pack = null)
+    {
+        if (pack == null)
+            fixed (float* pb = pr.B.Data)
+                pack = PackedMatrix.PackB(Gemm.CurrentLevel, pr.TransB, pr.N, pr.K, pb + pr.B.Offset, pr.B.Ld);
+        var c = (float[])pr.C0.Data.Clone();
+        Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
+            c, pr.C0.Offset, pr.C0.Ld, accumulate, bias, bias == null ? 0 : 3, act, pack);
+        return c;
+    }
+
+    [Fact]
+    public void SgemmWithPackedB_IsBitwiseTheProductThatPacksPerCall_AllLevelsBlockingsAndThreads()
+    {
+        var rng = new Random(77);
+        for (int it = 0; it < 40; it++)
+        {
+            int m = rng.Next(2, 90), n = rng.Next(1, 130), k = rng.Next(1, 300);
+            bool tA = rng.Next(2) == 0, tB = rng.Next(2) == 0, accumulate = rng.Next(2) == 0;
+            // Small blockings cross many k and n blocks (ragged), so every block of the pack is addressed.
+            var blocking = rng.Next(3) == 0 ? ((int, int, int)?)null : (rng.Next(1, 70), rng.Next(1, 50), rng.Next(1, 90));
+            var pr = MakeProblem(tA, tB, m, n, k, 900 + it, pad: rng.Next(0, 3), offset: rng.Next(0, 4));
+            var bias = rng.Next(2) == 0 ? null : Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            var act = (GemmActivation)rng.Next(3);
+            var level = Levels.ElementAt(rng.Next(Levels.Count()));
+            using var scope = Simd.Force(level);
+            WithHooks(forcePacked: true, blocking, () =>
+            {
+                string what = $"case {it}: {m}x{n}x{k} tA={tA} tB={tB} acc={accumulate} bias={bias != null} {act} {level} blocking={blocking}";
+                float[] want = [];
+                WithThreads(1, () =>
+                {
+                    want = (float[])pr.C0.Data.Clone();
+                    Gemm.SgemmEpilogue(pr.TransA, pr.TransB, m, n, k, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
+                        want, pr.C0.Offset, pr.C0.Ld, accumulate, bias, bias == null ? 0 : 3, act);
+                });
+                if (bias == null && act == GemmActivation.None) Verify(pr, accumulate, want, what);
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    float[] got = [];
+                    WithThreads(threads, () => got = RunPrepacked(pr, accumulate, bias, act));
+                    Assert.True(want.AsSpan().SequenceEqual(got), $"{what} threads={threads}: packed-ahead B differs from packing per call");
+                }
+            });
+        }
+    }
+
+    [Fact]
+    public unsafe void SgemmWithPackedB_PackForOtherBlockSizes_IsNotUsed_AndTheResultStaysRight()
+    {
+        var pr = MakeProblem(false, true, 40, 70, 90, 5);
+        PackedMatrix pack = null!;
+        WithHooks(forcePacked: true, blocking: (16, 12, 32), () =>
+        {
+            fixed (float* pb = pr.B.Data) pack = PackedMatrix.PackB(Gemm.CurrentLevel, true, pr.N, pr.K, pb + pr.B.Offset, pr.B.Ld);
+        });
+        // Default block sizes now: the pack's k blocks do not match, so the product packs B itself.
+        Verify(pr, false, RunPrepacked(pr, false, null, GemmActivation.None, pack), "pack for other blocks");
+        // Driven directly with a pack that does not fit, the packed driver refuses rather than read it wrongly.
+        var c = new float[pr.M * pr.N];
+        var ex = Assert.Throws<ArgumentException>(() =>
+        {
+            fixed (float* pa = pr.A.Data, pb = pr.B.Data, pc = c)
+                GemmPacked.Multiply(Gemm.CurrentLevel, false, true, pr.M, pr.N, pr.K, pa + pr.A.Offset, pr.A.Ld, pb + pr.B.Offset, pr.B.Ld,
+                    pc, pr.N, false, 1, default, pack);
+        });
+        Assert.Contains("Packed B holds 90x70", ex.Message);
+    }
+
     [Fact]
     public void Sgemm_LargeOddShape_MatchesReference()
     {

@@ -51,11 +51,25 @@ public static class Gemm
     /// activation without separate passes over C. The bias is added after the products (and after the old C
     /// when <paramref name="accumulate"/>).
     /// </summary>
-    public static unsafe void SgemmEpilogue(bool transA, bool transB, int m, int n, int k,
+    public static void SgemmEpilogue(bool transA, bool transB, int m, int n, int k,
         float[] a, int aOffset, int lda,
         float[] b, int bOffset, int ldb,
         float[] c, int cOffset, int ldc,
         bool accumulate, float[]? bias, int biasOffset, GemmActivation activation)
+        => SgemmEpilogue(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, bias, biasOffset,
+            activation, packedB: null);
+
+    /// <summary>
+    /// <see cref="SgemmEpilogue(bool, bool, int, int, int, float[], int, int, float[], int, int, float[], int, int, bool, float[], int, GemmActivation)"/>
+    /// with op(B) also given packed ahead (<see cref="PackedMatrix"/>, which must hold exactly op(B)): the packed
+    /// path then reads it instead of packing B; the small direct path, or a pack made for other block sizes,
+    /// reads <paramref name="b"/>. Same result either way.
+    /// </summary>
+    internal static unsafe void SgemmEpilogue(bool transA, bool transB, int m, int n, int k,
+        float[] a, int aOffset, int lda,
+        float[] b, int bOffset, int ldb,
+        float[] c, int cOffset, int ldc,
+        bool accumulate, float[]? bias, int biasOffset, GemmActivation activation, PackedMatrix? packedB)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
@@ -73,7 +87,7 @@ public static class Gemm
         {
             var epilogue = new GemmEpilogue(bias is null ? null : pbias + biasOffset, activation);
             Multiply(CurrentLevel, transA, transB, m, n, k, pa + aOffset, lda, pb + bOffset, ldb,
-                pc + cOffset, ldc, accumulate, WorkerPool.Threads, epilogue);
+                pc + cOffset, ldc, accumulate, WorkerPool.Threads, epilogue, packedB);
         }
     }
 
@@ -200,7 +214,7 @@ public static class Gemm
     /// <summary>The GEMM on raw pointers (already offset and validated); uses at most maxThreads threads.</summary>
     internal static unsafe void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
         float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads,
-        in GemmEpilogue epilogue = default)
+        in GemmEpilogue epilogue = default, PackedMatrix? packedB = null)
     {
         if (m == 0 || n == 0) return;
         if (k == 0)
@@ -217,8 +231,13 @@ public static class Gemm
             if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
             return;
         }
-        GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads, epilogue);
+        GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads, epilogue,
+            packedB != null && packedB.Fits(GemmBlocking.For(level), n, k) ? packedB : null);
     }
+
+    /// <summary>True when a product of this shape takes the packed path (where a B packed ahead is used).</summary>
+    internal static bool TakesPackedPath(int m, int n, int k) =>
+        m > 0 && n > 0 && k > 0 && (ForcePacked || ((long)m * n * k >= SmallWork && m > 1));
 
     // ---------------------------------------------------------------------------------------------------
     // Direct path for small products: no packing, no threads. C is written once per element.

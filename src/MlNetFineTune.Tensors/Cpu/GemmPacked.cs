@@ -57,18 +57,16 @@ internal static unsafe class GemmPacked
 
     public static void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
         float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads,
-        in GemmEpilogue epilogue = default)
+        in GemmEpilogue epilogue = default, PackedMatrix? packedB = null)
     {
         var bk = GemmBlocking.For(level);
+        if (packedB != null && !packedB.Fits(bk, n, k))
+            throw new ArgumentException($"Packed B holds {packedB.K}x{packedB.N} for {packedB.Blocking}; the product needs {k}x{n} for {bk}.", nameof(packedB));
         long work = (long)m * n * k;
         int team = (int)Math.Clamp(work / MinWorkPerThread, 1, Math.Max(1, maxThreads));
 
         // Blocks over k and n: equal sizes (n blocks aligned to NR), independent of the thread count.
-        int kBlocks = (k + bk.KC - 1) / bk.KC;
-        int kcMax = (k + kBlocks - 1) / kBlocks;
-        int nPanels = (n + bk.NR - 1) / bk.NR;
-        int nBlocks = (nPanels * bk.NR + bk.NC - 1) / bk.NC;
-        int ncPanelsMax = (nPanels + nBlocks - 1) / nBlocks;
+        var (kBlocks, kcMax, nPanels, nBlocks, ncPanelsMax) = Blocks(bk, n, k);
 
         var job = Job.ForThisThread();
         job.Bk = bk;
@@ -78,9 +76,13 @@ internal static unsafe class GemmPacked
         job.Accumulate = accumulate;
         job.Epilogue = epilogue;
         job.KBlocks = kBlocks; job.NPanels = nPanels; job.NBlocks = nBlocks;
-        long bBlock = ((long)kcMax * ncPanelsMax * bk.NR + 15) & ~15L;
-        job.BPack = Buffers.PackB(team > 1 ? 2 * bBlock : bBlock);
-        job.BBlock = (nint)bBlock;
+        job.Packed = packedB;
+        if (packedB == null)
+        {
+            long bBlock = ((long)kcMax * ncPanelsMax * bk.NR + 15) & ~15L;
+            job.BPack = Buffers.PackB(team > 1 ? 2 * bBlock : bBlock);
+            job.BBlock = (nint)bBlock;
+        }
         job.Reset(MaxUnits(bk, m, ncPanelsMax, team));
         try
         {
@@ -95,9 +97,32 @@ internal static unsafe class GemmPacked
         finally
         {
             job.A = job.B = job.C = job.BPack = null;
+            job.Packed = null;
             job.Epilogue = default;
         }
     }
+
+    /// <summary>
+    /// The blocks over k and n of a product with n columns and depth k: k in kBlocks equal blocks of at most
+    /// KC (kcMax the largest), n in nPanels NR-column panels grouped into nBlocks blocks of at most NC columns
+    /// (ncPanelsMax panels the largest). They depend on the shape and blocking only, never on the thread count.
+    /// </summary>
+    internal static (int KBlocks, int KcMax, int NPanels, int NBlocks, int NcPanelsMax) Blocks(in GemmBlocking bk, int n, int k)
+    {
+        int kBlocks = (k + bk.KC - 1) / bk.KC;
+        int kcMax = (k + kBlocks - 1) / kBlocks;
+        int nPanels = (n + bk.NR - 1) / bk.NR;
+        int nBlocks = (nPanels * bk.NR + bk.NC - 1) / bk.NC;
+        int ncPanelsMax = (nPanels + nBlocks - 1) / nBlocks;
+        return (kBlocks, kcMax, nPanels, nBlocks, ncPanelsMax);
+    }
+
+    /// <summary>Panels [jp0, jp1) of n block jb and rows [p0, p1) of k block kb (the same split the driver uses).</summary>
+    internal static (int Jp0, int Jp1) NBlock(int nPanels, int nBlocks, int jb) =>
+        ((int)((long)nPanels * jb / nBlocks), (int)((long)nPanels * (jb + 1) / nBlocks));
+
+    internal static (int P0, int P1) KBlock(int k, int kBlocks, int kb) =>
+        ((int)((long)k * kb / kBlocks), (int)((long)k * (kb + 1) / kBlocks));
 
     // Row blocks: at most MC rows (the A block stays in L2); with a team, small enough that every member
     // gets several units, so a member slowed down by other load is covered by the others.
@@ -138,6 +163,7 @@ internal static unsafe class GemmPacked
         public int M, N, K, KBlocks, NPanels, NBlocks;
         public float* A, B, C, BPack;
         public nint Lda, Ldb, Ldc, BBlock;
+        public PackedMatrix? Packed;   // B packed ahead (then BPack is unused and no member packs B)
 
         // Work counters shared by the team. They only grow during one product (block after block), so a
         // claim can never be confused with one of an earlier block.
@@ -215,9 +241,10 @@ internal static unsafe class GemmPacked
             int bBase = 0, uBase = 0;
             int done0 = 0, done1 = 0, done2 = 0;   // units expected in _uDone[0..2] through the last step
             int step = 0;
+            var packed = Packed;
             for (int jb = 0; jb < nBlocks; jb++)
             {
-                int jp0 = (int)((long)nPanels * jb / nBlocks), jp1 = (int)((long)nPanels * (jb + 1) / nBlocks);
+                var (jp0, jp1) = NBlock(nPanels, nBlocks, jb);
                 int j0 = jp0 * nr;
                 int nc = Math.Min(n, jp1 * nr) - j0;
                 int ncPanels = jp1 - jp0;
@@ -228,7 +255,7 @@ internal static unsafe class GemmPacked
 
                 for (int kb = 0; kb < kBlocks; kb++, step++)
                 {
-                    int p0 = (int)((long)k * kb / kBlocks), p1 = (int)((long)k * (kb + 1) / kBlocks);
+                    var (p0, p1) = KBlock(k, kBlocks, kb);
                     int kc = p1 - p0;
                     bool overwrite = kb == 0 && !Accumulate;
 
@@ -236,10 +263,15 @@ internal static unsafe class GemmPacked
                     // was last read by step-2, whose units must all be done before it is overwritten. (A
                     // member past this wait has seen step-2 finish, so step+1 units, which share its
                     // counter, cannot be counted before all step-2 units are.)
-                    float* bpack = team > 1 && (step & 1) != 0 ? BPack + BBlock : BPack;
+                    float* bpack = packed != null ? packed.Block(jb, kb)
+                        : team > 1 && (step & 1) != 0 ? BPack + BBlock : BPack;
                     int bEnd = bBase + bChunks;
                     int slot = step % 3;
-                    if (team > 1)
+                    if (packed != null)
+                    {
+                        // B was packed ahead, every block in its own place: nothing to pack, no buffer to wait for.
+                    }
+                    else if (team > 1)
                     {
                         if (step >= 2)
                         {
@@ -583,18 +615,26 @@ internal readonly unsafe struct GemmEpilogue(float* bias, GemmActivation activat
     public void Apply(float* c, nint ldc, int rows, int cols, int j)
     {
         float* bias = Bias == null ? null : Bias + j;
-        bool v256 = Vector256.IsHardwareAccelerated;
+        // A tile row is 16-32 floats: inline vector bias adds and exact GELU (a library call per row cost more
+        // than the work); the same arithmetic as VecKernels.Gelu, so the same values.
+        bool v256 = Vector256.IsHardwareAccelerated && Simd.Level != SimdLevel.Scalar;
+        bool gelu = Activation == GemmActivation.Gelu;
         for (int r = 0; r < rows; r++)
         {
             float* row = c + r * ldc;
-            if (bias != null)
+            int q = 0;
+            if (v256 && (bias != null || gelu))
             {
-                // A tile row is 16-32 floats: inline vector adds (a library call per row cost more than the adds).
-                int q = 0;
-                if (v256) for (; q + 8 <= cols; q += 8) (Vector256.Load(row + q) + Vector256.Load(bias + q)).Store(row + q);
-                for (; q < cols; q++) row[q] += bias[q];
+                for (; q + 8 <= cols; q += 8)
+                {
+                    var v = Vector256.Load(row + q);
+                    if (bias != null) v += Vector256.Load(bias + q);
+                    if (gelu) v = VecKernels.GeluExact(v);
+                    v.Store(row + q);
+                }
             }
-            if (Activation == GemmActivation.Gelu) VecKernels.Gelu(new Span<float>(row, cols), new Span<float>(row, cols), tanhApprox: false);
+            if (bias != null) for (int t = q; t < cols; t++) row[t] += bias[t];
+            if (gelu) { for (; q < cols; q++) row[q] *= VecKernels.NormalCdf(row[q]); }
             else if (Activation == GemmActivation.GeluTanh) VecKernels.Gelu(new Span<float>(row, cols), new Span<float>(row, cols), tanhApprox: true);
         }
     }

@@ -281,6 +281,24 @@ public static class VecKernels
     }
 
     /// <summary>GELU, exact (x * Phi(x)) or the tanh approximation.</summary>
+    /// <summary>Exact GELU x * Phi(x) of eight lanes (the vector body of <see cref="Gelu"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> GeluExact(Vector256<float> v)
+    {
+        var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
+        var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
+        return v * phi;
+    }
+
+    /// <summary>Exact GELU x * Phi(x) of sixteen lanes (the vector body of <see cref="Gelu"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> GeluExact(Vector512<float> v)
+    {
+        var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
+        var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
+        return v * phi;
+    }
+
     public static void Gelu(ReadOnlySpan<float> x, Span<float> y, bool tanhApprox)
     {
         int n = x.Length, i = 0;
@@ -291,22 +309,12 @@ public static class VecKernels
             if (Simd.Level == SimdLevel.Vector512)
             {
                 for (; i <= n - 16; i += 16)
-                {
-                    var v = Vector512.LoadUnsafe(ref p, (nuint)i);
-                    var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
-                    var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
-                    (v * phi).StoreUnsafe(ref q, (nuint)i);
-                }
+                    GeluExact(Vector512.LoadUnsafe(ref p, (nuint)i)).StoreUnsafe(ref q, (nuint)i);
             }
             else if (Simd.Level == SimdLevel.Vector256)
             {
                 for (; i <= n - 8; i += 8)
-                {
-                    var v = Vector256.LoadUnsafe(ref p, (nuint)i);
-                    var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
-                    var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
-                    (v * phi).StoreUnsafe(ref q, (nuint)i);
-                }
+                    GeluExact(Vector256.LoadUnsafe(ref p, (nuint)i)).StoreUnsafe(ref q, (nuint)i);
             }
             for (; i < n; i++) { float v = Unsafe.Add(ref p, i); Unsafe.Add(ref q, i) = v * NormalCdf(v); }
         }

@@ -135,7 +135,7 @@ public static partial class Ops
         {
             var bd = bias?.Dense<float>();
             Gemm.SgemmEpilogue(false, true, rows, outF, inF, x2.F, x2.Offset, inF, w.F, w.Offset, inF, y, 0, outF,
-                accumulate: false, bd, 0, act);
+                accumulate: false, bd, 0, act, WeightPackCache.ForLinear(w, rows, outF, inF));
         }
         return y;
     }
