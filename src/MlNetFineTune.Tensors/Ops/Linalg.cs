@@ -147,7 +147,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor LinearGelu(Tensor x, Tensor weight, Tensor? bias = null, GeluApproximation approximate = GeluApproximation.None)
     {
-        if (Tensor.AnyRequiresGrad(x, weight, bias)) return Gelu(Linear(x, weight, bias), approximate);
+        // With gradients: GELU of a private GEMM output, whose storage then holds the saved derivative.
+        if (Tensor.AnyRequiresGrad(x, weight, bias)) return Gelu(Linear(x, weight, bias), approximate, overwriteInput: true);
         var (outF, inF) = CheckLinear(x, weight, bias);
         int rows = x.Numel / Math.Max(inF, 1);
         var x2 = Contiguous(Reshape(x, rows, inF));

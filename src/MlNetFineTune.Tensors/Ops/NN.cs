@@ -167,18 +167,32 @@ public static partial class Ops
     }
 
     /// <summary>GELU activation.</summary>
-    public static Tensor Gelu(Tensor x, GeluApproximation approximate = GeluApproximation.None)
+    public static Tensor Gelu(Tensor x, GeluApproximation approximate = GeluApproximation.None) => Gelu(x, approximate, overwriteInput: false);
+
+    /// <summary>
+    /// GELU; with <paramref name="overwriteInput"/> (for a caller whose x is private, contiguous and read by
+    /// nothing else, e.g. the GEMM output inside <see cref="LinearGelu"/>) the derivative a training step saves
+    /// is written over x instead of into a new buffer.
+    /// </summary>
+    internal static Tensor Gelu(Tensor x, GeluApproximation approximate, bool overwriteInput)
     {
         RequireFloat(x, "gelu", "x");
         bool tanh = approximate == GeluApproximation.Tanh;
         var src = x.Dense<float>();
         var y = TensorBuffers.Rent(src.Length);
-        Broadcasting.Chunked(src.Length, (s, e) => VecKernels.Gelu(src.AsSpan(s, e - s), y.AsSpan(s, e - s), tanh));
+        if (!Tensor.AnyRequiresGrad(x))
+        {
+            Broadcasting.Chunked(src.Length, (s, e) => VecKernels.Gelu(src.AsSpan(s, e - s), y.AsSpan(s, e - s), tanh));
+            return new Tensor(y, (int[])x.ShapeArr.Clone());
+        }
+        // With gradients the forward also writes the derivative, saved instead of x: the backward is one multiply.
+        var deriv = overwriteInput && ReferenceEquals(src, x.Storage) ? src : TensorBuffers.Rent(src.Length);
+        Broadcasting.Chunked(src.Length, (s, e) => VecKernels.GeluAndDerivative(src.AsSpan(s, e - s), y.AsSpan(s, e - s), deriv.AsSpan(s, e - s), tanh));
         return Tensor.Record(new Tensor(y, (int[])x.ShapeArr.Clone()), "gelu", [x], g =>
         {
             var gd = g.Dense<float>();
             var gx = TensorBuffers.Rent(gd.Length);
-            Broadcasting.Chunked(gd.Length, (s, e) => VecKernels.GeluBackward(src.AsSpan(s, e - s), gd.AsSpan(s, e - s), gx.AsSpan(s, e - s), tanh));
+            Broadcasting.Chunked(gd.Length, (s, e) => System.Numerics.Tensors.TensorPrimitives.Multiply(gd.AsSpan(s, e - s), deriv.AsSpan(s, e - s), gx.AsSpan(s, e - s)));
             return [new Tensor(gx, x.ShapeArr)];
         });
     }

@@ -1,0 +1,111 @@
+using MlNetFineTune.Tensors.Cpu;
+using Xunit;
+
+namespace MlNetFineTune.Tensors.Tests;
+
+/// <summary>The GELU forward-with-derivative kernel a training step uses, at every SIMD level.</summary>
+[Collection("GlobalKernelState")]
+public sealed class GeluKernelTests
+{
+    private static readonly SimdLevel[] AllLevels = [SimdLevel.Scalar, SimdLevel.Vector256, SimdLevel.Vector512];
+
+    // d/dx x Phi(x) = Phi(x) + x phi(x); tanh form: its own derivative. In double precision.
+    private static double Derivative(double x, bool tanh)
+    {
+        if (!tanh)
+        {
+            double cdf = 0.5 * (1 + Erf(x / Math.Sqrt(2)));
+            return cdf + x * Math.Exp(-0.5 * x * x) / Math.Sqrt(2 * Math.PI);
+        }
+        double c = Math.Sqrt(2 / Math.PI), th = Math.Tanh(c * (x + 0.044715 * x * x * x));
+        return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x);
+    }
+
+    // erf by its Taylor series (|x| < 3) or continued-fraction complement: double precision, independent of the kernel.
+    private static double Erf(double x)
+    {
+        double ax = Math.Abs(x);
+        if (ax < 3)
+        {
+            double sum = 0, term = ax;
+            for (int k = 0; k < 200; k++)
+            {
+                sum += term / (2 * k + 1);
+                term *= -ax * ax / (k + 1);
+            }
+            return Math.Sign(x) * 2 / Math.Sqrt(Math.PI) * sum;
+        }
+        double f = 0;
+        for (int k = 60; k >= 1; k--) f = k / 2.0 / (ax + f);
+        double erfc = Math.Exp(-ax * ax) / Math.Sqrt(Math.PI) / (ax + f);
+        return Math.Sign(x) * (1 - erfc);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void GeluAndDerivative_ForwardIsGeluBitwise_DerivativeMatchesDoublePrecision(bool tanh)
+    {
+        // 8 * 16 + 5 elements: vector bodies and scalar tails at every level.
+        var x = Enumerable.Range(0, 133).Select(i => -9f + i * 0.1357f).Concat([0f, -0f, 1e-20f, -30f, 30f]).ToArray();
+        foreach (var level in AllLevels.Where(l => l <= Simd.Hardware))
+        {
+            using var scope = Simd.Force(level);
+            var want = new float[x.Length];
+            VecKernels.Gelu(x, want, tanh);
+            var y = new float[x.Length];
+            var d = new float[x.Length];
+            VecKernels.GeluAndDerivative(x, y, d, tanh);
+            Assert.True(want.AsSpan().SequenceEqual(y), $"{level} tanh={tanh}: forward differs from Gelu");
+            for (int i = 0; i < x.Length; i++)
+            {
+                double r = Derivative(x[i], tanh);
+                Assert.True(Math.Abs(d[i] - r) <= 2e-6 * (1 + Math.Abs(r)), $"{level} tanh={tanh}: d gelu({x[i]}) = {d[i]}, want {r}");
+            }
+        }
+    }
+
+    [Fact]
+    public void GeluGradient_IsTheSavedDerivativeTimesTheIncomingGradient()
+    {
+        var rng = new Rng(4);
+        var x = Tensor.RandN(rng, 0f, 2f, 3, 37).RequireGrad();
+        var gy = Tensor.RandN(rng, 3, 37);
+        Ops.Sum(Ops.Mul(Ops.Gelu(x), gy)).Backward();
+        var xs = x.ToArray();
+        var g = x.Grad!.ToArray();
+        var gys = gy.ToArray();
+        for (int i = 0; i < xs.Length; i++)
+        {
+            double r = gys[i] * Derivative(xs[i], false);
+            Assert.True(Math.Abs(g[i] - r) <= 2e-6 * (1 + Math.Abs(r)), $"[{i}] {g[i]} vs {r}");
+        }
+    }
+
+    [Theory]
+    [InlineData(GeluApproximation.None)]
+    [InlineData(GeluApproximation.Tanh)]
+    public void LinearGelu_WithGradients_SavesTheDerivativeOverItsGemmOutput_SameGradientsAsGeluOfLinear(GeluApproximation approx)
+    {
+        var rng = new Rng(6);
+        var x0 = Tensor.RandN(rng, 4, 9, 48);
+        var w0 = Tensor.RandN(rng, 0f, 0.3f, 70, 48);
+        var b0 = Tensor.RandN(rng, 70);
+        var gy = Tensor.RandN(rng, 4, 9, 70);
+        (float[] Y, float[] Gx, float[] Gw, float[] Gb) Run(Func<Tensor, Tensor, Tensor, Tensor> f)
+        {
+            var x = x0.Detach().RequireGrad();
+            var w = w0.Detach().RequireGrad();
+            var b = b0.Detach().RequireGrad();
+            var y = f(x, w, b);
+            Ops.Sum(Ops.Mul(y, gy)).Backward();
+            return (y.ToArray(), x.Grad!.ToArray(), w.Grad!.ToArray(), b.Grad!.ToArray());
+        }
+        var fused = Run((x, w, b) => Ops.LinearGelu(x, w, b, approx));
+        var plain = Run((x, w, b) => Ops.Gelu(Ops.Linear(x, w, b), approx));
+        Assert.Equal(plain.Y, fused.Y);
+        Assert.Equal(plain.Gx, fused.Gx);
+        Assert.Equal(plain.Gw, fused.Gw);
+        Assert.Equal(plain.Gb, fused.Gb);
+    }
+}
