@@ -431,9 +431,13 @@ internal static unsafe class GemmPacked
         int nr = bk.NR;
         if (!transB)
         {
-            // op(B)[p, j] = b[p*ldb + j]: panel by panel (an NR run is one or two whole cache lines).
-            for (int j = 0; j < nc; j += nr, dst += (nint)nr * kc)
-                PackRuns(b + (nint)p0 * ldb + j0 + j, ldb, Math.Min(nr, nc - j), nr, kc, dst);
+            // op(B)[p, j] = b[p*ldb + j]: four panels at a time, so each source row is read in runs of 4 NR
+            // (4-8 cache lines) before moving a row stride on; one panel at a time read one or two lines per row,
+            // and a row stride of a page or more then defeats the prefetcher (256x1024x4096 TN: 148-151 ->
+            // 156-159 GFLOP/s at 2 threads).
+            int g = 4 * nr;
+            for (int j = 0; j < nc; j += g, dst += (nint)g * kc)
+                PackRuns(b + (nint)p0 * ldb + j0 + j, ldb, Math.Min(g, nc - j), nr, kc, dst);
         }
         else
         {
