@@ -324,6 +324,40 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void Sgemm_SplitK_DeepProducts_MatchReference_SameAtOneAndTwoThreads()
+    {
+        // A weight-gradient shape that splits with the default knobs (k = 2100: two segments).
+        Assert.Equal(2, Gemm.KSegments(40, 30, 2100));
+        Assert.Equal(1, Gemm.KSegments(1100, 30, 2100));   // k under twice m: not split
+        Assert.Equal(1, Gemm.KSegments(40, 30, 2000));     // not deep enough
+        int seed = 41;
+        foreach (var (tA, tB) in Transposes)
+            CheckAllPaths(MakeProblem(tA, tB, 40, 30, 2100, seed++), "split-k default");
+
+        // Many small segments (forced), ragged k blocks inside each, every transpose, accumulate or not.
+        int savedMin = Gemm.SplitKMin, savedSeg = Gemm.SplitKSegment;
+        Gemm.SplitKMin = 64;
+        Gemm.SplitKSegment = 37;
+        try
+        {
+            var rng = new Random(99);
+            for (int it = 0; it < 12; it++)
+            {
+                int m = rng.Next(2, 40), n = rng.Next(2, 40), k = rng.Next(90, 400);
+                Assert.True(Gemm.KSegments(m, n, k) > 1);
+                var (tA, tB) = Transposes[it % 4];
+                WithHooks(forcePacked: false, blocking: rng.Next(2) == 0 ? null : (rng.Next(5, 40), 12, 32),
+                    () => CheckAllPaths(MakeProblem(tA, tB, m, n, k, 700 + it), $"split-k forced {it}"));
+            }
+        }
+        finally
+        {
+            Gemm.SplitKMin = savedMin;
+            Gemm.SplitKSegment = savedSeg;
+        }
+    }
+
+    [Fact]
     public void Sgemm_LargeOddShape_MatchesReference()
     {
         int seed = 7;

@@ -10,10 +10,12 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// KC x NC / MC x KC cache block, and a SIMD micro-kernel (<c>GemmKernels.cs</c>) chosen by
 /// <see cref="Simd.Level"/> computes MR x NR tiles of C. The threads of <see cref="WorkerPool"/> share one
 /// packed copy of each B block and claim row blocks (for short wide products, row x column blocks) of C
-/// from a counter, so a thread slowed down by other load on the machine is covered by the others. Each
-/// element of C is always reduced over k in the same order, whoever computes it, so results are bitwise
-/// reproducible: identical from run to run and at every thread count. Small products (m*n*k below
-/// 32K, or m == 1) take a direct, unpacked, single-threaded path.
+/// from a counter, so a thread slowed down by other load on the machine is covered by the others. Deep
+/// products with a small C (weight gradients: k in the thousands, k at least twice m and n) are instead split
+/// into k segments of about 1,024 that threads take whole, summed into C in segment order. Each element of C
+/// is always reduced over k in the same order, whoever computes it (the segments depend on the shape only),
+/// so results are bitwise reproducible: identical from run to run and at every thread count. Small products
+/// (m*n*k below 32K, or m == 1) take a direct, unpacked, single-threaded path.
 /// </remarks>
 public static class Gemm
 {
@@ -231,8 +233,100 @@ public static class Gemm
             if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
             return;
         }
+        int segments = packedB == null && !epilogue.Active ? KSegments(m, n, k) : 1;
+        if (segments > 1)
+        {
+            MultiplySplitK(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads, segments);
+            return;
+        }
         GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads, epilogue,
             packedB != null && packedB.Fits(GemmBlocking.For(level), n, k) ? packedB : null);
+    }
+
+    /// <summary>Test hook: products with k at least this (and k at least twice m and n) split k into segments.</summary>
+    internal static int SplitKMin = 2048;
+
+    /// <summary>k-range length per segment of a split product (test hook).</summary>
+    internal static int SplitKSegment = 1024;
+
+    /// <summary>
+    /// How many k segments a product is split into: more than one for a deep product with a small output (a
+    /// weight gradient, C[out, in] summed over thousands of rows), whose per-k-block work is too small to share
+    /// well between threads that step through the k blocks together. Depends on the shape only, never on the
+    /// thread count, so results stay the same at every thread count.
+    /// </summary>
+    internal static int KSegments(int m, int n, int k)
+    {
+        if (k < SplitKMin || k < 2L * Math.Max(m, n)) return 1;
+        return Math.Clamp(k / Math.Max(1, SplitKSegment), 1, 8);
+    }
+
+    /// <summary>
+    /// C (+)= op(A) op(B) as <paramref name="segments"/> products over consecutive k ranges, each on one thread
+    /// with its own packing (threads claim whole segments: no per-k-block hand-offs); segment 0 goes straight
+    /// into C, the others into scratch, then C += P1, += P2, ... in that order.
+    /// </summary>
+    private static unsafe void MultiplySplitK(SimdLevel level, bool transA, bool transB, int m, int n, int k,
+        float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads, int segments)
+    {
+        var job = SplitKJob.ForThisThread();
+        long plane = (long)m * n;
+        job.Level = level; job.TransA = transA; job.TransB = transB;
+        job.M = m; job.N = n; job.K = k; job.Segments = segments;
+        job.A = a; job.Lda = lda; job.B = b; job.Ldb = ldb; job.C = c; job.Ldc = ldc; job.Accumulate = accumulate;
+        job.Partials = SplitKJob.Scratch((segments - 1) * plane);
+        try
+        {
+            if (maxThreads > 1) WorkerPool.For(segments, 1, job, static (j, s0, s1) => j.RunSegments(s0, s1));
+            else job.RunSegments(0, segments);
+            // C += P1 + ... in segment order, rows in parallel (each row's sums are the same whoever does them).
+            if (maxThreads > 1) WorkerPool.For(m, 16, job, static (j, r0, r1) => j.Reduce(r0, r1));
+            else job.Reduce(0, m);
+        }
+        finally { job.A = job.B = job.C = job.Partials = null; }
+    }
+
+    private sealed unsafe class SplitKJob
+    {
+        [ThreadStatic] private static SplitKJob? t_job;
+        [ThreadStatic] private static float[]? t_scratch;
+        public static SplitKJob ForThisThread() => t_job ??= new SplitKJob();
+
+        // The caller's scratch for the partial products: pinned, grown on demand, reused.
+        public static float* Scratch(long floats)
+        {
+            if (t_scratch == null || t_scratch.Length < floats)
+                t_scratch = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(floats, 16)), pinned: true);
+            return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(t_scratch));
+        }
+
+        public SimdLevel Level;
+        public bool TransA, TransB, Accumulate;
+        public int M, N, K, Segments;
+        public float* A, B, C, Partials;
+        public nint Lda, Ldb, Ldc;
+
+        public void RunSegments(int s0, int s1)
+        {
+            for (int s = s0; s < s1; s++)
+            {
+                int p0 = (int)((long)K * s / Segments), p1 = (int)((long)K * (s + 1) / Segments);
+                float* a = TransA ? A + p0 * Lda : A + p0;
+                float* b = TransB ? B + p0 : B + p0 * Ldb;
+                if (s == 0) GemmPacked.Multiply(Level, TransA, TransB, M, N, p1 - p0, a, Lda, b, Ldb, C, Ldc, Accumulate, 1);
+                else GemmPacked.Multiply(Level, TransA, TransB, M, N, p1 - p0, a, Lda, b, Ldb, Partials + (s - 1) * (nint)M * N, N, false, 1);
+            }
+        }
+
+        public void Reduce(int r0, int r1)
+        {
+            for (int i = r0; i < r1; i++)
+            {
+                var row = new Span<float>(C + i * Ldc, N);
+                for (int s = 1; s < Segments; s++)
+                    System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(Partials + (s - 1) * (nint)M * N + (nint)i * N, N), row);
+            }
+        }
     }
 
     /// <summary>True when a product of this shape takes the packed path (where a B packed ahead is used).</summary>
