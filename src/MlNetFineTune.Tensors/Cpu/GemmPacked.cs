@@ -380,7 +380,9 @@ internal static unsafe class GemmPacked
                 }
                 else
                 {
-                    Kernel(level, kc, ap, bp, tile, nr, true);
+                    // The tile buffer holds NR-wide rows; a last panel of at most four rows needs only four.
+                    if (rows <= 4 && level == SimdLevel.Vector256) GemmKernels.Kernel256_4x16(kc, ap, bp, tile, nr, true);
+                    else Kernel(level, kc, ap, bp, tile, nr, true);
                     for (int r = 0; r < rows; r++)
                     {
                         float* src = tile + r * nr;
