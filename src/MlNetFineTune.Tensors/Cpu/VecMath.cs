@@ -24,7 +24,9 @@ internal static class VecMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> x)
     {
-        var xc = Vector256.Min(Vector256.Max(x, Vector256.Create(MinArg)), Vector256.Create(MaxArg));
+        // Native min / max (one instruction each; the IEEE forms cost several for NaN and signed-zero rules): a
+        // NaN x is put back at the end.
+        var xc = Vector256.MinNative(Vector256.MaxNative(x, Vector256.Create(MinArg)), Vector256.Create(MaxArg));
         var n = Vector256.Round(xc * Log2E);
         var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), xc);
         r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), r);
@@ -36,19 +38,22 @@ internal static class VecMath
         var p = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(c, r2, b), r2, a);
         p = Vector256.FusedMultiplyAdd(p, r2, r + Vector256<float>.One);
         // 2^n in two factors, so n = 128 (x near MaxArg) and n = -126 stay within normal exponents.
-        var ni = Vector256.ConvertToInt32(n);
+        var ni = Vector256.ConvertToInt32Native(n);   // n is whole and within [-126, 128]: no saturation needed
         var h0 = Vector256.ShiftRightArithmetic(ni, 1);
         var h1 = ni - h0;
         var bias = Vector256.Create(127);
         var y = p * Vector256.ShiftLeft(h0 + bias, 23).AsSingle() * Vector256.ShiftLeft(h1 + bias, 23).AsSingle();
         y = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(MinArg)), Vector256<float>.Zero, y);
-        return Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(MaxArg)), Vector256.Create(float.PositiveInfinity), y);
+        y = Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(MaxArg)), Vector256.Create(float.PositiveInfinity), y);
+        return Vector256.ConditionalSelect(Vector256.Equals(x, x), y, x);   // NaN stays NaN
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
     {
-        var xc = Vector512.Min(Vector512.Max(x, Vector512.Create(MinArg)), Vector512.Create(MaxArg));
+        // Native min / max (one instruction each; the IEEE forms cost several for NaN and signed-zero rules): a
+        // NaN x is put back at the end.
+        var xc = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(MinArg)), Vector512.Create(MaxArg));
         var n = Vector512.Round(xc * Log2E);
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), xc);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
@@ -59,12 +64,13 @@ internal static class VecMath
         var c = Vector512.FusedMultiplyAdd(Vector512.Create(P0), r, Vector512.Create(P1));
         var p = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(c, r2, b), r2, a);
         p = Vector512.FusedMultiplyAdd(p, r2, r + Vector512<float>.One);
-        var ni = Vector512.ConvertToInt32(n);
+        var ni = Vector512.ConvertToInt32Native(n);   // n is whole and within [-126, 128]: no saturation needed
         var h0 = Vector512.ShiftRightArithmetic(ni, 1);
         var h1 = ni - h0;
         var bias = Vector512.Create(127);
         var y = p * Vector512.ShiftLeft(h0 + bias, 23).AsSingle() * Vector512.ShiftLeft(h1 + bias, 23).AsSingle();
         y = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(MinArg)), Vector512<float>.Zero, y);
-        return Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(MaxArg)), Vector512.Create(float.PositiveInfinity), y);
+        y = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(MaxArg)), Vector512.Create(float.PositiveInfinity), y);
+        return Vector512.ConditionalSelect(Vector512.Equals(x, x), y, x);   // NaN stays NaN
     }
 }
