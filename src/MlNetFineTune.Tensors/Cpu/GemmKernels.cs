@@ -119,11 +119,17 @@ internal static unsafe class GemmKernels
         }
     }
 
-    /// <summary>6x16 Vector256 micro-kernel: C[6,16] (=|+=) sum_p A_panel[p,0..6) * B_panel[p,0..16).</summary>
+    /// <summary>
+    /// 6x16 Vector256 micro-kernel: C[6,16] (=|+=) sum_p A_panel[p,0..6) * B_panel[p,0..16); with
+    /// <paramref name="init"/> (only with overwrite) C[r, j] = init[j] + sum_p ..., the sum starting from init.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Kernel256_6x16(int kc, float* a, float* b, float* c, nint ldc, bool overwrite)
+    internal static void Kernel256_6x16(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init = null)
     {
-        Vector256<float> c00 = Vector256<float>.Zero, c01 = Vector256<float>.Zero, c10 = Vector256<float>.Zero, c11 = Vector256<float>.Zero, c20 = Vector256<float>.Zero, c21 = Vector256<float>.Zero, c30 = Vector256<float>.Zero, c31 = Vector256<float>.Zero, c40 = Vector256<float>.Zero, c41 = Vector256<float>.Zero, c50 = Vector256<float>.Zero, c51 = Vector256<float>.Zero;
+        // init (with overwrite): 16 values every row starts from instead of zero (a linear layer's bias).
+        Vector256<float> i0 = init == null ? Vector256<float>.Zero : Vector256.Load(init);
+        Vector256<float> i1 = init == null ? Vector256<float>.Zero : Vector256.Load(init + 8);
+        Vector256<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1, c40 = i0, c41 = i1, c50 = i0, c51 = i1;
         Vector256<float> b0, b1, av;
         for (int p = 0; p < kc; p++)
         {
@@ -188,9 +194,11 @@ internal static unsafe class GemmKernels
     /// of the 6-row kernel's work, the same products in the same order for the rows it computes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Kernel256_4x16(int kc, float* a, float* b, float* c, nint ldc, bool overwrite)
+    internal static void Kernel256_4x16(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init = null)
     {
-        Vector256<float> c00 = Vector256<float>.Zero, c01 = Vector256<float>.Zero, c10 = Vector256<float>.Zero, c11 = Vector256<float>.Zero, c20 = Vector256<float>.Zero, c21 = Vector256<float>.Zero, c30 = Vector256<float>.Zero, c31 = Vector256<float>.Zero;
+        Vector256<float> i0 = init == null ? Vector256<float>.Zero : Vector256.Load(init);
+        Vector256<float> i1 = init == null ? Vector256<float>.Zero : Vector256.Load(init + 8);
+        Vector256<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1;
         Vector256<float> b0, b1, av;
         for (int p = 0; p < kc; p++)
         {

@@ -243,6 +243,9 @@ internal static unsafe class GemmPacked
             int kBlocks = KBlocks, nBlocks = NBlocks, nPanels = NPanels;
 
             var (unitPanels, rowBlocks) = RowBlocks(bk, m, team);
+            // A bias over a product that overwrites C starts the Vector256 kernel's sums at the first k block
+            // (instead of a pass over each finished tile): C = bias + sum_p a b.
+            bool foldBias = Epilogue.Bias != null && !Accumulate && bk.Level == SimdLevel.Vector256;
             float* apack = Buffers.PackA((long)unitPanels * mr * ((k + kBlocks - 1) / kBlocks));
 
             int bBase = 0, uBase = 0;
@@ -325,7 +328,8 @@ internal static unsafe class GemmPacked
                         int cp0 = (int)((long)ncPanels * cc / colChunks), cp1 = (int)((long)ncPanels * (cc + 1) / colChunks);
                         if (team > 1 && kb > 0) WaitFor(ref _unitStep[u], step);
                         Macro(bk, mc, nc, kc, cp0, cp1, apack, bpack, C + i0 * Ldc + j0, Ldc, overwrite,
-                            kb == kBlocks - 1 ? Epilogue.At(j0) : default);
+                            overwrite && foldBias ? Epilogue.Bias + j0 : null,
+                            kb == kBlocks - 1 ? (foldBias ? Epilogue.WithoutBias() : Epilogue.At(j0)) : default);
                         if (team > 1)
                         {
                             // Raise, never lower: at the first k block of an NC block a unit does not wait,
@@ -349,16 +353,28 @@ internal static unsafe class GemmPacked
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Macro(in GemmBlocking bk, int mc, int nc, int kc, int cp0, int cp1,
-        float* apack, float* bpack, float* c, nint ldc, bool overwrite, GemmEpilogue epilogue)
+        float* apack, float* bpack, float* c, nint ldc, bool overwrite, float* biasInit, GemmEpilogue epilogue)
     {
         int mr = bk.MR, nr = bk.NR;
         float* tile = stackalloc float[16 * 32];
+        float* padded = stackalloc float[32];
         var level = bk.Level;
         for (int jp = cp0; jp < cp1; jp++)
         {
             int j = jp * nr;
             int cols = Math.Min(nr, nc - j);
             float* bp = bpack + (nint)jp * kc * nr;
+            // Per-column starting values (Vector256 kernels, overwrite only); a ragged last panel reads them zero-padded.
+            float* init = null;
+            if (biasInit != null)
+            {
+                if (cols == nr) init = biasInit + j;
+                else
+                {
+                    for (int q = 0; q < nr; q++) padded[q] = q < cols ? biasInit[j + q] : 0f;
+                    init = padded;
+                }
+            }
             for (int i = 0; i < mc; i += mr)
             {
                 int rows = Math.Min(mr, mc - i);
@@ -376,12 +392,14 @@ internal static unsafe class GemmPacked
                             Sse.Prefetch0(cr + nr - 1);
                         }
                     }
-                    Kernel(level, kc, ap, bp, cij, ldc, overwrite);
+                    if (init != null) GemmKernels.Kernel256_6x16(kc, ap, bp, cij, ldc, true, init);
+                    else Kernel(level, kc, ap, bp, cij, ldc, overwrite);
                 }
                 else
                 {
                     // The tile buffer holds NR-wide rows; a last panel of at most four rows needs only four.
-                    if (rows <= 4 && level == SimdLevel.Vector256) GemmKernels.Kernel256_4x16(kc, ap, bp, tile, nr, true);
+                    if (rows <= 4 && level == SimdLevel.Vector256) GemmKernels.Kernel256_4x16(kc, ap, bp, tile, nr, true, init);
+                    else if (init != null) GemmKernels.Kernel256_6x16(kc, ap, bp, tile, nr, true, init);
                     else Kernel(level, kc, ap, bp, tile, nr, true);
                     for (int r = 0; r < rows; r++)
                     {
@@ -630,6 +648,9 @@ internal readonly unsafe struct GemmEpilogue(float* bias, GemmActivation activat
 
     /// <summary>The same epilogue for a block of C that starts at column <paramref name="j0"/>.</summary>
     public GemmEpilogue At(int j0) => new(Bias == null ? null : Bias + j0, Activation);
+
+    /// <summary>The activation alone (the bias was folded into the kernel's sums).</summary>
+    public GemmEpilogue WithoutBias() => new(null, Activation);
 
     /// <summary>Applies it to the rows x cols tile at c (row stride ldc) that starts at column j of the block.</summary>
     public void Apply(float* c, nint ldc, int rows, int cols, int j)
