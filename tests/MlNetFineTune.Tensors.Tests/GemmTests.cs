@@ -267,6 +267,18 @@ public sealed class GemmTests
         Assert.Contains("does not end in 48", Assert.Throws<ArgumentException>(() => Ops.LinearGelu(Tensor.Zeros(2, 47), w, b)).Message);
     }
 
+    // A random product: shape (m in [minM, maxM), n, k from 1), transposes, accumulate, cache blocking (a third
+    // of the time the default) and SIMD level, drawn in that order.
+    private static (Problem Pr, bool Accumulate, (int, int, int)? Blocking, SimdLevel Level) RandomCase(Random rng,
+        int minM, int maxM, int maxN, int maxK, int seed)
+    {
+        int m = rng.Next(minM, maxM), n = rng.Next(1, maxN), k = rng.Next(1, maxK);
+        bool tA = rng.Next(2) == 0, tB = rng.Next(2) == 0, accumulate = rng.Next(2) == 0;
+        var blocking = rng.Next(3) == 0 ? ((int, int, int)?)null : (rng.Next(1, 70), rng.Next(1, 50), rng.Next(1, 90));
+        var pr = MakeProblem(tA, tB, m, n, k, seed, pad: rng.Next(0, 3), offset: rng.Next(0, 4));
+        return (pr, accumulate, blocking, Levels.ElementAt(rng.Next(Levels.Count())));
+    }
+
     // Runs pr through SgemmEpilogue with op(B) packed ahead (PackedMatrix) for the current level and blocking.
     private static unsafe float[] RunPrepacked(Problem pr, bool accumulate, float[]? bias, GemmActivation act, PackedMatrix? pack = null)
     {
@@ -285,14 +297,12 @@ public sealed class GemmTests
         var rng = new Random(77);
         for (int it = 0; it < 40; it++)
         {
-            int m = rng.Next(2, 90), n = rng.Next(1, 130), k = rng.Next(1, 300);
-            bool tA = rng.Next(2) == 0, tB = rng.Next(2) == 0, accumulate = rng.Next(2) == 0;
             // Small blockings cross many k and n blocks (ragged), so every block of the pack is addressed.
-            var blocking = rng.Next(3) == 0 ? ((int, int, int)?)null : (rng.Next(1, 70), rng.Next(1, 50), rng.Next(1, 90));
-            var pr = MakeProblem(tA, tB, m, n, k, 900 + it, pad: rng.Next(0, 3), offset: rng.Next(0, 4));
+            var (pr, accumulate, blocking, level) = RandomCase(rng, 2, 90, 130, 300, 900 + it);
+            int m = pr.M, n = pr.N, k = pr.K;
+            bool tA = pr.TransA, tB = pr.TransB;
             var bias = rng.Next(2) == 0 ? null : Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
             var act = (GemmActivation)rng.Next(3);
-            var level = Levels.ElementAt(rng.Next(Levels.Count()));
             using var scope = Simd.Force(level);
             WithHooks(forcePacked: true, blocking, () =>
             {
@@ -416,11 +426,9 @@ public sealed class GemmTests
         var rng = new Random(1234);
         for (int it = 0; it < 60; it++)
         {
-            int m = rng.Next(1, 120), n = rng.Next(1, 120), k = rng.Next(1, 200);
-            bool tA = rng.Next(2) == 0, tB = rng.Next(2) == 0, accumulate = rng.Next(2) == 0;
-            var blocking = rng.Next(3) == 0 ? ((int, int, int)?)null : (rng.Next(1, 70), rng.Next(1, 50), rng.Next(1, 90));
-            var pr = MakeProblem(tA, tB, m, n, k, 500 + it, pad: rng.Next(0, 3), offset: rng.Next(0, 4));
-            var level = Levels.ElementAt(rng.Next(Levels.Count()));
+            var (pr, accumulate, blocking, level) = RandomCase(rng, 1, 120, 120, 200, 500 + it);
+            int m = pr.M, n = pr.N, k = pr.K;
+            bool tA = pr.TransA, tB = pr.TransB;
             using var scope = Simd.Force(level);
             WithHooks(forcePacked: rng.Next(4) != 0, blocking, () =>
             {
