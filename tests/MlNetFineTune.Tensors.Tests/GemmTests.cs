@@ -43,6 +43,7 @@ public sealed class GemmTests
     {
         public float OpA(int i, int p) => TransA ? A.At(p, i) : A.At(i, p);
         public float OpB(int p, int j) => TransB ? B.At(j, p) : B.At(p, j);
+        public string Describe() => $"{M}x{N}x{K} tA={TransA} tB={TransB}";
     }
 
     private static Problem MakeProblem(bool transA, bool transB, int m, int n, int k, int seed, int pad = 3, int offset = 5)
@@ -299,19 +300,17 @@ public sealed class GemmTests
         {
             // Small blockings cross many k and n blocks (ragged), so every block of the pack is addressed.
             var (pr, accumulate, blocking, level) = RandomCase(rng, 2, 90, 130, 300, 900 + it);
-            int m = pr.M, n = pr.N, k = pr.K;
-            bool tA = pr.TransA, tB = pr.TransB;
-            var bias = rng.Next(2) == 0 ? null : Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            var bias = rng.Next(2) == 0 ? null : Enumerable.Range(0, pr.N + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
             var act = (GemmActivation)rng.Next(3);
             using var scope = Simd.Force(level);
             WithHooks(forcePacked: true, blocking, () =>
             {
-                string what = $"case {it}: {m}x{n}x{k} tA={tA} tB={tB} acc={accumulate} bias={bias != null} {act} {level} blocking={blocking}";
+                string what = $"case {it}: {pr.Describe()} acc={accumulate} bias={bias != null} {act} {level} blocking={blocking}";
                 float[] want = [];
                 WithThreads(1, () =>
                 {
                     want = (float[])pr.C0.Data.Clone();
-                    Gemm.SgemmEpilogue(pr.TransA, pr.TransB, m, n, k, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
+                    Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
                         want, pr.C0.Offset, pr.C0.Ld, accumulate, bias, bias == null ? 0 : 3, act);
                 });
                 if (bias == null && act == GemmActivation.None) Verify(pr, accumulate, want, what);
@@ -427,12 +426,10 @@ public sealed class GemmTests
         for (int it = 0; it < 60; it++)
         {
             var (pr, accumulate, blocking, level) = RandomCase(rng, 1, 120, 120, 200, 500 + it);
-            int m = pr.M, n = pr.N, k = pr.K;
-            bool tA = pr.TransA, tB = pr.TransB;
             using var scope = Simd.Force(level);
             WithHooks(forcePacked: rng.Next(4) != 0, blocking, () =>
             {
-                string what = $"case {it}: {m}x{n}x{k} tA={tA} tB={tB} acc={accumulate} {level} blocking={blocking}";
+                string what = $"case {it}: {pr.Describe()} acc={accumulate} {level} blocking={blocking}";
                 float[] one = [], two = [];
                 WithThreads(1, () => one = Run(pr, accumulate));
                 WithThreads(2, () => two = Run(pr, accumulate));
