@@ -222,7 +222,11 @@ public sealed partial class Tensor
         return dst;
     }
 
-    /// <summary>Span over a contiguous tensor's elements (writes go to the storage).</summary>
+    /// <summary>
+    /// Span over a contiguous tensor's elements (writes go to the storage). Each call drops what the engine derived
+    /// from this storage (inference weight packs, <see cref="Cpu.WeightPackCache"/>): take a fresh span for each
+    /// update rather than writing through one taken before the weight was used.
+    /// </summary>
     public Span<float> AsSpan()
     {
         if (!IsContiguous) throw new InvalidOperationException($"AsSpan needs a contiguous tensor; tensor{Describe()} has strides {ShapeUtil.Format(StridesArr)}.");
