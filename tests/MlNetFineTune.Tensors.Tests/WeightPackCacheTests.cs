@@ -87,6 +87,8 @@ public sealed class WeightPackCacheTests
 
         Assert.Equal(before, WeightPackCache.PacksBuilt);
         Assert.Null(w.PackCache);
+        Assert.Throws<ArgumentOutOfRangeException>(() => WeightPackCache.MaxRows = -1);
+        Assert.Equal(savedRows, WeightPackCache.MaxRows);
     }
 
     [Fact]

@@ -26,7 +26,17 @@ public static class WeightPackCache
     /// Products with more rows than this pack per call as usual (default 512): there the packing is a few percent
     /// of the multiply and the memory for the pack buys little.
     /// </summary>
-    public static int MaxRows { get; set; } = 512;
+    public static int MaxRows
+    {
+        get => s_maxRows;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(MaxRows));
+            s_maxRows = value;
+        }
+    }
+
+    private static int s_maxRows = 512;
 
     private static int s_packs;
 
