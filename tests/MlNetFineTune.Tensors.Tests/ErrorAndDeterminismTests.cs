@@ -128,4 +128,36 @@ public class DeterminismTests
             WorkerPool.SetThreads(before);
         }
     }
+
+    [Fact]
+    public void DropoutAdd_IsAddOfDropout_BitwiseWithTheSameDraws_ForwardAndGradients()
+    {
+        var rng = new Rng(11);
+        var x0 = Tensor.RandN(rng, 7, 3001);                  // chunks with a ragged end
+        var r0 = Tensor.RandN(rng, 7, 3001);
+        var g = Tensor.RandN(rng, 7, 3001);
+        (float[] Y, float[] Gx, float[] Gr, ulong Next) Run(Func<Tensor, Tensor, Rng, Tensor> f)
+        {
+            var x = x0.Detach().RequireGrad();
+            var r = r0.Detach().RequireGrad();
+            var draws = new Rng(5);
+            var y = f(x, r, draws);
+            Ops.Sum(Ops.Mul(y, g)).Backward();
+            return (y.ToArray(), x.Grad!.ToArray(), r.Grad!.ToArray(), draws.NextUInt64());
+        }
+        var fused = Run((x, r, d) => Ops.DropoutAdd(x, r, 0.3f, d));
+        var plain = Run((x, r, d) => Ops.Add(Ops.Dropout(x, 0.3f, d), r));
+        Assert.Equal(plain.Y, fused.Y);
+        Assert.Equal(plain.Gx, fused.Gx);
+        Assert.Equal(plain.Gr, fused.Gr);
+        Assert.Equal(plain.Next, fused.Next);                 // the generator advanced the same way
+        Assert.Contains(fused.Y, v => v != 0f);
+
+        // Eval mode and p = 0 are the plain sum; a broadcast residual takes the two ops; a bad p is refused.
+        Assert.Equal(Ops.Add(x0, r0).ToArray(), Ops.DropoutAdd(x0, r0, 0.3f, new Rng(1), training: false).ToArray());
+        Assert.Equal(Ops.Add(x0, r0).ToArray(), Ops.DropoutAdd(x0, r0, 0f, new Rng(1)).ToArray());
+        var row = Tensor.RandN(rng, 3001);
+        Assert.Equal(Ops.Add(Ops.Dropout(x0, 0.3f, new Rng(2)), row).ToArray(), Ops.DropoutAdd(x0, row, 0.3f, new Rng(2)).ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ops.DropoutAdd(x0, r0, 1f, new Rng(1)));
+    }
 }

@@ -207,7 +207,8 @@ public sealed class TransformerEncoder : Module
             // softmax(q k^T / sqrt(dh) + mask), scale and mask fused into the softmax pass.
             var probs = _attnDropout.Forward(Ops.AttentionSoftmax(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh), extMask));
             var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, s, _c.HiddenSize);
-            var attn = _attnNorm.Forward(Ops.Add(_hiddenDropout.Forward(_attnOut.Forward(ctx)), x));
+            // Dropout, then the residual, in one pass (the same mask and values as the two ops).
+            var attn = _attnNorm.Forward(DropoutThenAdd(_attnOut.Forward(ctx), x));
             // GELU (the usual activation) fuses with the FFN-in GEMM when no gradient is needed.
             var inter = _c.HiddenAct switch
             {
@@ -215,7 +216,10 @@ public sealed class TransformerEncoder : Module
                 "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Ops.LinearGelu(attn, _ffnIn.Weight, _ffnIn.Bias, GeluApproximation.Tanh),
                 _ => Activation.Apply(_c.HiddenAct, _ffnIn.Forward(attn)),
             };
-            return _outNorm.Forward(Ops.Add(_hiddenDropout.Forward(_ffnOut.Forward(inter)), attn));
+            return _outNorm.Forward(DropoutThenAdd(_ffnOut.Forward(inter), attn));
         }
+
+        private Tensor DropoutThenAdd(Tensor h, Tensor residual) =>
+            Ops.DropoutAdd(h, residual, _hiddenDropout.P, _hiddenDropout.Rng, _hiddenDropout.Training);
     }
 }

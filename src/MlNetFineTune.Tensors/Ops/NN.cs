@@ -204,7 +204,31 @@ public static partial class Ops
         if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: probability {p} must be in [0, 1).");
         if (!training || p == 0) return x;
         ArgumentNullException.ThrowIfNull(rng);
+        return DropoutCore(x, null, p, rng);
+    }
+
+    /// <summary>
+    /// Dropout(x) + residual (a transformer's "dropout, then add the residual") in one pass: the same mask, drawn
+    /// from <paramref name="rng"/> exactly as <see cref="Dropout"/> draws it, and bitwise the same result as
+    /// <c>Add(Dropout(x, p, rng, training), residual)</c>, without the intermediate tensor. Shapes that differ
+    /// (broadcasting) take the two ops.
+    /// </summary>
+    public static Tensor DropoutAdd(Tensor x, Tensor residual, float p, Rng rng, bool training = true)
+    {
+        RequireFloat(x, "dropout_add", "x");
+        RequireFloat(residual, "dropout_add", "residual");
+        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: probability {p} must be in [0, 1).");
+        if (!training || p == 0) return Add(x, residual);
+        ArgumentNullException.ThrowIfNull(rng);
+        if (!ShapeUtil.SameShape(x.ShapeArr, residual.ShapeArr)) return Add(DropoutCore(x, null, p, rng), residual);
+        return DropoutCore(x, residual, p, rng);
+    }
+
+    // Inverted dropout of x (p in (0, 1)), plus residual (same shape) when given.
+    private static Tensor DropoutCore(Tensor x, Tensor? residual, float p, Rng rng)
+    {
         var src = x.Dense<float>();
+        var res = residual?.Dense<float>();
         int n = src.Length;
         float scale = 1f / (1f - p);
         // Keep an element when a 32-bit uniform draw is at least p * 2^32. The elements are cut into fixed chunks,
@@ -222,11 +246,14 @@ public static partial class Ops
             {
                 var r = new Rng(streamSeed ^ (0x9E3779B97F4A7C15UL * (ulong)(c + 1)));
                 int start = c * DropoutChunk, end = Math.Min(n, start + DropoutChunk);
-                VecKernels.DropoutChunk(src.AsSpan(start, end - start), y.AsSpan(start, end - start), keep.AsSpan(start, end - start), r, threshold, scale);
+                var yc = y.AsSpan(start, end - start);
+                VecKernels.DropoutChunk(src.AsSpan(start, end - start), yc, keep.AsSpan(start, end - start), r, threshold, scale);
+                if (res != null) System.Numerics.Tensors.TensorPrimitives.Add(yc, res.AsSpan(start, end - start), yc);
             }
         });
         var shape = (int[])x.ShapeArr.Clone();
-        return Tensor.Record(new Tensor(y, shape), "dropout", [x], g =>
+        Tensor[] inputs = residual is null ? [x] : [x, residual];
+        return Tensor.Record(new Tensor(y, shape), residual is null ? "dropout" : "dropout_add", inputs, g =>
         {
             var gd = g.Dense<float>();
             var gx = TensorBuffers.Rent(n);
@@ -235,7 +262,7 @@ public static partial class Ops
                 int start = cs * DropoutChunk, end = Math.Min(n, ce * DropoutChunk);
                 VecKernels.MaskedScale(gd.AsSpan(start, end - start), keep.AsSpan(start, end - start), scale, gx.AsSpan(start, end - start));
             });
-            return [new Tensor(gx, shape)];
+            return residual is null ? [new Tensor(gx, shape)] : [new Tensor(gx, shape), g];
         });
     }
 
