@@ -227,8 +227,7 @@ public static class Gemm
             if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
             return;
         }
-        long work = (long)m * n * k;
-        if (!ForcePacked && (work < SmallWork || m == 1))
+        if (!TakesPackedPath(m, n, k))
         {
             Direct(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
@@ -311,11 +310,11 @@ public static class Gemm
         {
             for (int s = s0; s < s1; s++)
             {
-                int p0 = (int)((long)K * s / Segments), p1 = (int)((long)K * (s + 1) / Segments);
+                var (p0, p1) = GemmPacked.KBlock(K, Segments, s);
                 float* a = TransA ? A + p0 * Lda : A + p0;
                 float* b = TransB ? B + p0 : B + p0 * Ldb;
                 if (s == 0) GemmPacked.Multiply(Level, TransA, TransB, M, N, p1 - p0, a, Lda, b, Ldb, C, Ldc, Accumulate, 1);
-                else GemmPacked.Multiply(Level, TransA, TransB, M, N, p1 - p0, a, Lda, b, Ldb, Partials + (s - 1) * (nint)M * N, N, false, 1);
+                else GemmPacked.Multiply(Level, TransA, TransB, M, N, p1 - p0, a, Lda, b, Ldb, Partial(s), N, false, 1);
             }
         }
 
@@ -325,9 +324,12 @@ public static class Gemm
             {
                 var row = new Span<float>(C + i * Ldc, N);
                 for (int s = 1; s < Segments; s++)
-                    System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(Partials + (s - 1) * (nint)M * N + (nint)i * N, N), row);
+                    System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(Partial(s) + (nint)i * N, N), row);
             }
         }
+
+        // Segment s's partial product (s >= 1), M x N with row stride N.
+        private float* Partial(int s) => Partials + (s - 1) * (nint)M * N;
     }
 
     /// <summary>True when a product of this shape takes the packed path (where a B packed ahead is used).</summary>

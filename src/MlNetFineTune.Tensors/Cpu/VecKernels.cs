@@ -280,25 +280,31 @@ public static class VecKernels
         return x >= 0 ? 1f - e : e - 1f;
     }
 
-    /// <summary>GELU, exact (x * Phi(x)) or the tanh approximation.</summary>
-    /// <summary>Exact GELU x * Phi(x) of eight lanes (the vector body of <see cref="Gelu"/>).</summary>
+    /// <summary>Standard normal CDF Phi of eight lanes (the vector form of <see cref="NormalCdf(float)"/>'s erfc).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> GeluExact(Vector256<float> v)
+    private static Vector256<float> NormalCdf(Vector256<float> v)
     {
         var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
-        var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
-        return v * phi;
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
     }
+
+    /// <summary>Standard normal CDF Phi of sixteen lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> NormalCdf(Vector512<float> v)
+    {
+        var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
+        return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
+    }
+
+    /// <summary>Exact GELU x * Phi(x) of eight lanes (the vector body of <see cref="Gelu"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> GeluExact(Vector256<float> v) => v * NormalCdf(v);
 
     /// <summary>Exact GELU x * Phi(x) of sixteen lanes (the vector body of <see cref="Gelu"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> GeluExact(Vector512<float> v)
-    {
-        var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
-        var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
-        return v * phi;
-    }
+    internal static Vector512<float> GeluExact(Vector512<float> v) => v * NormalCdf(v);
 
+    /// <summary>GELU, exact (x * Phi(x)) or the tanh approximation.</summary>
     public static void Gelu(ReadOnlySpan<float> x, Span<float> y, bool tanhApprox)
     {
         int n = x.Length, i = 0;
@@ -507,8 +513,7 @@ public static class VecKernels
                 for (; i <= n - 16; i += 16)
                 {
                     var v = Vector512.LoadUnsafe(ref px, (nuint)i);
-                    var e = ErfcPos(Vector512.Abs(v) * InvSqrt2) * 0.5f;
-                    var phi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), Vector512<float>.One - e, e);
+                    var phi = NormalCdf(v);
                     (v * phi).StoreUnsafe(ref py, (nuint)i);
                     (phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f)).StoreUnsafe(ref pd, (nuint)i);
                 }
@@ -518,8 +523,7 @@ public static class VecKernels
                 for (; i <= n - 8; i += 8)
                 {
                     var v = Vector256.LoadUnsafe(ref px, (nuint)i);
-                    var e = ErfcPos(Vector256.Abs(v) * InvSqrt2) * 0.5f;
-                    var phi = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.One - e, e);
+                    var phi = NormalCdf(v);
                     (v * phi).StoreUnsafe(ref py, (nuint)i);
                     (phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f)).StoreUnsafe(ref pd, (nuint)i);
                 }

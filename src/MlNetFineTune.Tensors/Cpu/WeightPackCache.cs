@@ -43,13 +43,15 @@ public static class WeightPackCache
     /// <summary>Weight packs built since the process started (a pack built again after a write counts again).</summary>
     public static int PacksBuilt => Volatile.Read(ref s_packs);
 
-    internal sealed class Entry(PackedMatrix pack, StorageVersions.Box version, int stamp, bool transB, int ld, int offset)
+    /// <summary>
+    /// A weight tensor's pack (always W^T of the tensor itself, whose shape and offset never change) and the write
+    /// count of its storage when it was made.
+    /// </summary>
+    internal sealed class Entry(PackedMatrix pack, StorageVersions.Box version, int stamp)
     {
         public readonly PackedMatrix Pack = pack;
         public readonly StorageVersions.Box Version = version;
         public readonly int Stamp = stamp;
-        public readonly bool TransB = transB;
-        public readonly int Ld = ld, Offset = offset;
     }
 
     /// <summary>
@@ -62,16 +64,15 @@ public static class WeightPackCache
         if (!Enabled || Tensor.IsGradEnabled || rows > MaxRows || !weight.RequiresGrad || !weight.IsLeaf
             || !weight.IsContiguous || weight.Storage is not float[] data || !Gemm.TakesPackedPath(rows, n, k))
             return null;
-        var bk = GemmBlocking.For(Gemm.CurrentLevel);
-        if (weight.PackCache is { } e && e.Stamp == e.Version.Value && e.TransB && e.Ld == k && e.Offset == weight.Offset
-            && e.Pack.Fits(bk, n, k))
+        var level = Gemm.CurrentLevel;
+        if (weight.PackCache is { } e && e.Stamp == e.Version.Value && e.Pack.Fits(GemmBlocking.For(level), n, k))
             return e.Pack;
         var box = StorageVersions.Track(data);
         int stamp = box.Value;   // read before packing: a write during packing makes the pack stale at once
         PackedMatrix pack;
         fixed (float* pw = data)
-            pack = PackedMatrix.PackB(Gemm.CurrentLevel, transB: true, n, k, pw + weight.Offset, k);
-        weight.PackCache = new Entry(pack, box, stamp, transB: true, k, weight.Offset);
+            pack = PackedMatrix.PackB(level, transB: true, n, k, pw + weight.Offset, k);
+        weight.PackCache = new Entry(pack, box, stamp);
         Interlocked.Increment(ref s_packs);
         return pack;
     }

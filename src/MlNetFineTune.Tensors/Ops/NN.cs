@@ -201,7 +201,7 @@ public static partial class Ops
     public static Tensor Dropout(Tensor x, float p, Rng rng, bool training = true)
     {
         RequireFloat(x, "dropout", "x");
-        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: probability {p} must be in [0, 1).");
+        CheckDropoutP(p);
         if (!training || p == 0) return x;
         ArgumentNullException.ThrowIfNull(rng);
         return DropoutCore(x, null, p, rng);
@@ -217,11 +217,16 @@ public static partial class Ops
     {
         RequireFloat(x, "dropout_add", "x");
         RequireFloat(residual, "dropout_add", "residual");
-        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: probability {p} must be in [0, 1).");
+        CheckDropoutP(p);
         if (!training || p == 0) return Add(x, residual);
         ArgumentNullException.ThrowIfNull(rng);
         if (!ShapeUtil.SameShape(x.ShapeArr, residual.ShapeArr)) return Add(DropoutCore(x, null, p, rng), residual);
         return DropoutCore(x, residual, p, rng);
+    }
+
+    private static void CheckDropoutP(float p)
+    {
+        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout: probability {p} must be in [0, 1).");
     }
 
     // Inverted dropout of x (p in (0, 1)), plus residual (same shape) when given.
