@@ -84,24 +84,25 @@ public sealed class TransformerClassifier : Module
     /// <summary>Logits: [batch, labels] for sequences, [batch, seq, labels] for tokens.</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null)
     {
-        var hidden = Encoder.Forward(inputIds, attentionMask, tokenTypeIds);
         if (Head == TransformerHead.TokenClassification)
-            return _classifier.Forward(_dropout.Forward(hidden));
+            return _classifier.Forward(_dropout.Forward(Encoder.Forward(inputIds, attentionMask, tokenTypeIds)));
+        // Every sequence head reads the first token only, so the last layer computes that row alone.
+        var first = Encoder.ForwardFirstToken(inputIds, attentionMask, tokenTypeIds);
         switch (Encoder.Config.Family)
         {
             case TransformerFamily.Roberta:
                 {
-                    var x = _dropout.Forward(TransformerEncoder.FirstToken(hidden));
+                    var x = _dropout.Forward(first);
                     x = _dropout.Forward(Ops.Tanh(_preClassifier!.Forward(x)));
                     return _classifier.Forward(x);
                 }
             case TransformerFamily.DistilBert:
                 {
-                    var x = Ops.Relu(_preClassifier!.Forward(TransformerEncoder.FirstToken(hidden)));
+                    var x = Ops.Relu(_preClassifier!.Forward(first));
                     return _classifier.Forward(_dropout.Forward(x));
                 }
             default:
-                return _classifier.Forward(_dropout.Forward(Encoder.Pool(hidden)));
+                return _classifier.Forward(_dropout.Forward(Encoder.PoolFirstToken(first)));
         }
     }
 }

@@ -58,7 +58,18 @@ public sealed class TransformerEncoder : Module
     /// Hidden states [batch, seq, hidden] for token ids [batch, seq] and an attention mask [batch, seq]
     /// (1 = token, 0 = padding); token types default to zeros.
     /// </summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null) =>
+        Run(inputIds, attentionMask, tokenTypeIds, firstTokenOnly: false);
+
+    /// <summary>
+    /// The first token's final hidden state, [batch, hidden]: equal to <c>Forward(...)[:, 0]</c>, but the last layer
+    /// computes its query, attention output and feed-forward for that position only (its keys and values still
+    /// cover every token). That is all a sequence-classification head reads, and it skips most of a layer's work.
+    /// </summary>
+    public Tensor ForwardFirstToken(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null) =>
+        FirstToken(Run(inputIds, attentionMask, tokenTypeIds, firstTokenOnly: true));
+
+    private Tensor Run(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, bool firstTokenOnly)
     {
         if (inputIds.Rank != 2) throw new ArgumentException($"input ids {Fmt(inputIds.Shape)} must be [batch, seq].");
         int b = inputIds.Shape[0], s = inputIds.Shape[1];
@@ -74,21 +85,26 @@ public sealed class TransformerEncoder : Module
             var m = attentionMask.DType == DType.Float32 ? attentionMask.Detach() : Ops.ToFloat(attentionMask);
             ext = Ops.MulScalar(Ops.AddScalar(Ops.Neg(m), 1f), float.MinValue).Reshape(b, 1, 1, s);
         }
-        foreach (var layer in _layers.Items)
+        var layers = _layers.Items;
+        for (int i = 0; i < layers.Count; i++)
         {
-            var input = h;
+            var (layer, input) = (layers[i], h);
+            bool firstOnly = firstTokenOnly && i == layers.Count - 1;
             // Without a graph (inference) a layer's intermediates are dead when it returns: their buffers are recycled
             // for the next layer. (Only the layer's output leaves EncoderLayer.Forward.)
-            h = TensorBuffers.RecycleIntermediates(() => layer.Forward(input, ext));
+            h = TensorBuffers.RecycleIntermediates(() => layer.Forward(input, ext, firstOnly));
         }
         return h;
     }
 
     /// <summary>BERT's pooled output: tanh(dense(hidden[:, 0])).</summary>
-    public Tensor Pool(Tensor hidden)
+    public Tensor Pool(Tensor hidden) => PoolFirstToken(FirstToken(hidden));
+
+    /// <summary>BERT's pooled output from the first token's hidden state [batch, hidden]: tanh(dense(first)).</summary>
+    public Tensor PoolFirstToken(Tensor first)
     {
         if (_pooler is null) throw new InvalidOperationException("This encoder has no pooler.");
-        return Ops.Tanh(_pooler.Forward(FirstToken(hidden)));
+        return Ops.Tanh(_pooler.Forward(first));
     }
 
     internal static Tensor FirstToken(Tensor hidden) => hidden.Narrow(1, 0, 1).Squeeze(1);
@@ -197,18 +213,25 @@ public sealed class TransformerEncoder : Module
             _hiddenDropout = RegisterModule("dropout", new Dropout(c.HiddenDropout, rng.Fork()));
         }
 
-        public Tensor Forward(Tensor x, Tensor? extMask)
+        /// <summary>
+        /// The layer's output [batch, seq, hidden]; with <paramref name="firstOnly"/>, [batch, 1, hidden] for the first
+        /// position only (queries, attention output and feed-forward of that row; keys and values of all rows).
+        /// </summary>
+        public Tensor Forward(Tensor x, Tensor? extMask, bool firstOnly = false)
         {
             int b = x.Shape[0], s = x.Shape[1], nh = _c.NumHeads, dh = _c.HeadDim;
-            Tensor Heads(Tensor t) => t.Reshape(b, s, nh, dh).Permute(0, 2, 1, 3);
-            var q = Heads(_q.Forward(x));
-            var k = Heads(_k.Forward(x));
-            var v = Heads(_v.Forward(x));
+            // The rows whose outputs are wanted: all of them, or the first token's (copied out of the strided view).
+            var xq = firstOnly ? x.Narrow(1, 0, 1).Contiguous() : x;
+            int sq = xq.Shape[1];
+            Tensor Heads(Tensor t, int rows) => t.Reshape(b, rows, nh, dh).Permute(0, 2, 1, 3);
+            var q = Heads(_q.Forward(xq), sq);
+            var k = Heads(_k.Forward(x), s);
+            var v = Heads(_v.Forward(x), s);
             // softmax(q k^T / sqrt(dh) + mask), scale and mask fused into the softmax pass.
             var probs = _attnDropout.Forward(Ops.AttentionSoftmax(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh), extMask));
-            var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, s, _c.HiddenSize);
+            var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, sq, _c.HiddenSize);
             // Dropout, then the residual, in one pass (the same mask and values as the two ops).
-            var attn = _attnNorm.Forward(DropoutThenAdd(_attnOut.Forward(ctx), x));
+            var attn = _attnNorm.Forward(DropoutThenAdd(_attnOut.Forward(ctx), xq));
             // GELU (the usual activation) fuses with the FFN-in GEMM when no gradient is needed.
             var inter = _c.HiddenAct switch
             {

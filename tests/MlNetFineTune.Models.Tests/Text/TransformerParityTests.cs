@@ -141,4 +141,54 @@ public class TransformerParityTests
             else Assert.Equal(first, got);
         }
     }
+
+    [Theory]
+    [InlineData(TransformerFamily.Bert)]
+    [InlineData(TransformerFamily.Roberta)]
+    [InlineData(TransformerFamily.DistilBert)]
+    public void FirstTokenForwardEqualsTheFullForwardsFirstRowWithGradients(TransformerFamily family)
+    {
+        // Hidden 256 and 3 x 40 tokens so the layer GEMMs take the packed path; padding in two rows; no dropout so the
+        // training-mode gradients are deterministic. The trimmed last layer must give the same first-token state and
+        // the same gradient for every parameter (keys and values of the last layer still see every token).
+        var cfg = new TransformerConfig
+        {
+            Family = family,
+            VocabSize = 300, HiddenSize = 256, NumLayers = 2, NumHeads = 4, IntermediateSize = 512, MaxPositions = 64,
+            HiddenDropout = 0f, AttentionDropout = 0f, HiddenAct = "gelu", TypeVocabSize = family == TransformerFamily.Bert ? 2 : 0,
+            LayerNormEps = 1e-12f, PadTokenId = 1,
+        };
+        var encoder = new TransformerClassifier(cfg, TransformerHead.SequenceClassification, 2, new Rng(5)).Encoder;
+        encoder.Train();
+        var rng = new Rng(6);
+        const int b = 3, s = 40;
+        var ids = Tensor.FromArray(Enumerable.Range(0, b * s).Select(_ => (long)(2 + rng.NextInt(297))).ToArray(), b, s);
+        var mask = Tensor.FromArray(Enumerable.Range(0, b * s).Select(i => i % s < s - 7 * (i / s) ? 1L : 0L).ToArray(), b, s);
+        var probe = Tensor.FromArray(Enumerable.Range(0, b * 256).Select(_ => rng.NextFloat() - 0.5f).ToArray(), b, 256);
+
+        Dictionary<string, float[]> Grads(Tensor first)
+        {
+            encoder.ZeroGrad();
+            Ops.Sum(Ops.Mul(first, probe)).Backward();
+            return encoder.NamedParameters().Where(p => p.Parameter.Grad is not null).ToDictionary(p => p.Name, p => p.Parameter.Grad!.ToArray());
+        }
+
+        var full = TransformerEncoder.FirstToken(encoder.Forward(ids, mask)).Contiguous();
+        var fullGrads = Grads(full);
+        var trimmed = encoder.ForwardFirstToken(ids, mask);
+        Assert.Equal([b, 256], trimmed.Shape);
+        AssertClose(trimmed, full.Detach(), "first-token state", atol: 1e-5f);
+        var trimmedGrads = Grads(trimmed);
+        Assert.Equal(fullGrads.Keys.Order(), trimmedGrads.Keys.Order());
+        Assert.True(fullGrads.Count >= encoder.Parameters().Count() - 4, $"only {fullGrads.Count} parameters have gradients");
+        // Relative to the largest gradient anywhere: the key biases' gradients are zero up to rounding (softmax ignores
+        // a shift along a row).
+        float scale = fullGrads.Values.Max(g => g.Max(MathF.Abs));
+        foreach (var (name, want) in fullGrads)
+        {
+            var got = trimmedGrads[name];
+            for (int i = 0; i < want.Length; i++)
+                Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5f * scale + 1e-4f * Math.Abs(want[i]), $"{family} grad {name}[{i}]: {got[i]} vs {want[i]}");
+        }
+    }
 }
