@@ -491,6 +491,35 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void Sgemm_OneRowTimesTransposedB_IsEachColumnsOwnDotProduct()
+    {
+        // A row vector times B^T (a linear layer on one token): the direct path computes eight columns at once; each
+        // column must be the same bits as that column computed alone (a one-column product), tails in n and k included.
+        foreach (var level in Levels)
+        {
+            using var scope = Simd.Force(level);
+            foreach (var (n, k) in new[] { (37, 45), (16, 8), (9, 300), (8, 7) })
+            {
+                var pr = MakeProblem(false, true, 1, n, k, n * 31 + k);
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    var c = Run(pr, accumulate);
+                    Verify(pr, accumulate, c, $"1x{n}x{k} NT {level} acc={accumulate}");
+                    for (int j = 0; j < n; j++)
+                    {
+                        var one = (float[])pr.C0.Data.Clone();
+                        Gemm.Sgemm(false, true, 1, 1, k, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset + j * pr.B.Ld, pr.B.Ld,
+                            one, pr.C0.Offset + j, pr.C0.Ld, accumulate);
+                        int idx = pr.C0.Offset + j;
+                        Assert.True(BitConverter.SingleToInt32Bits(one[idx]) == BitConverter.SingleToInt32Bits(c[idx]),
+                            $"1x{n}x{k} {level} acc={accumulate} column {j}: {c[idx]:R} vs alone {one[idx]:R}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Sgemm_IsBitwiseDeterministic_TwiceInARow()
     {
         foreach (var level in Levels)

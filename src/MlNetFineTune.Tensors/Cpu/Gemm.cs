@@ -369,7 +369,10 @@ public static class Gemm
             {
                 float* ai = a + i * aRow;
                 float* ci = c + i * ldc;
-                for (int j = 0; j < n; j++)
+                int j = 0;
+                if (aCol == 1 && level == SimdLevel.Vector256 && k >= 8)
+                    for (; j + 8 <= n; j += 8) Dot8Rows256(ai, b + j * ldb, ldb, k, ci + j, accumulate);
+                for (; j < n; j++)
                 {
                     float* bj = b + j * ldb;
                     float s;
@@ -404,6 +407,45 @@ public static class Gemm
         }
         for (; p < k; p++) s += x[p] * y[p];
         return s;
+    }
+
+    /// <summary>
+    /// Eight dot products x . b_r (r &lt; 8, rows ldb apart) at once: eight independent FMA chains (one chain is
+    /// bound by the FMA latency, a quarter of the core's throughput) and one load of x for eight rows. Each sum
+    /// runs exactly as <see cref="Dot"/> runs it, so the results are the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Dot8Rows256(float* x, float* b, nint ldb, int k, float* c, bool accumulate)
+    {
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        float* b0 = b, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb, b4 = b + 4 * ldb, b5 = b + 5 * ldb, b6 = b + 6 * ldb, b7 = b + 7 * ldb;
+        int p = 0;
+        for (; p + 8 <= k; p += 8)
+        {
+            var xv = Vector256.Load(x + p);
+            s0 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b0 + p), s0);
+            s1 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b1 + p), s1);
+            s2 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b2 + p), s2);
+            s3 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b3 + p), s3);
+            s4 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b4 + p), s4);
+            s5 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b5 + p), s5);
+            s6 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b6 + p), s6);
+            s7 = Vector256.FusedMultiplyAdd(xv, Vector256.Load(b7 + p), s7);
+        }
+        Finish(c + 0, Vector256.Sum(s0), x, b0, p, k, accumulate);
+        Finish(c + 1, Vector256.Sum(s1), x, b1, p, k, accumulate);
+        Finish(c + 2, Vector256.Sum(s2), x, b2, p, k, accumulate);
+        Finish(c + 3, Vector256.Sum(s3), x, b3, p, k, accumulate);
+        Finish(c + 4, Vector256.Sum(s4), x, b4, p, k, accumulate);
+        Finish(c + 5, Vector256.Sum(s5), x, b5, p, k, accumulate);
+        Finish(c + 6, Vector256.Sum(s6), x, b6, p, k, accumulate);
+        Finish(c + 7, Vector256.Sum(s7), x, b7, p, k, accumulate);
+
+        static void Finish(float* c, float s, float* x, float* y, int p, int k, bool accumulate)
+        {
+            for (; p < k; p++) s += x[p] * y[p];
+            *c = accumulate ? *c + s : s;
+        }
     }
 
     // One row of C for non-transposed B: columns in chunks of up to 4 vectors, k innermost. Returns the

@@ -3,6 +3,7 @@
 // broadcast, no spills). When editing, keep every row and column of a kernel consistent.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MlNetFineTune.Tensors.Cpu;
 
@@ -14,6 +15,15 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// </summary>
 internal static unsafe class GemmKernels
 {
+    /// <summary>
+    /// The Vector256 kernels prefetch the packed B this many floats ahead (32 k steps, one cache line per step),
+    /// running into the next micro-panel near the end of this one. Weights packed ahead are read from L3 by the
+    /// first row panel that uses them, once per forward; the prefetch hides that latency. Interleaved, 2 threads:
+    /// one 32-token BERT-mini sentence 2.95 -> 2.60 ms median, [32x256]@[256x1024] with 24 weights cycling
+    /// 221 -> 190 us, 256x256x4096 TN 100 -> 116 GFLOP/s median; 1024^3 and 512^3 unchanged. 0 turns it off.
+    /// </summary>
+    internal static int BPrefetch = 512;
+
     /// <summary>12x32 Vector512 micro-kernel: C[12,32] (=|+=) sum_p A_panel[p,0..12) * B_panel[p,0..32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Kernel512_12x32(int kc, float* a, float* b, float* c, nint ldc, bool overwrite)
@@ -131,8 +141,10 @@ internal static unsafe class GemmKernels
         Vector256<float> i1 = init == null ? Vector256<float>.Zero : Vector256.Load(init + 8);
         Vector256<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1, c40 = i0, c41 = i1, c50 = i0, c51 = i1;
         Vector256<float> b0, b1, av;
+        nint pf = BPrefetch;
         for (int p = 0; p < kc; p++)
         {
+            if (pf != 0 && Sse.IsSupported) Sse.Prefetch0(b + pf);
             b0 = Vector256.Load(b + 0);
             b1 = Vector256.Load(b + 8);
             av = Vector256.Create(a[0]);
@@ -200,8 +212,10 @@ internal static unsafe class GemmKernels
         Vector256<float> i1 = init == null ? Vector256<float>.Zero : Vector256.Load(init + 8);
         Vector256<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1;
         Vector256<float> b0, b1, av;
+        nint pf = BPrefetch;
         for (int p = 0; p < kc; p++)
         {
+            if (pf != 0 && Sse.IsSupported) Sse.Prefetch0(b + pf);
             b0 = Vector256.Load(b + 0);
             b1 = Vector256.Load(b + 8);
             av = Vector256.Create(a[0]);
