@@ -20,9 +20,15 @@ internal static unsafe class GemmKernels
     /// running into the next micro-panel near the end of this one. Weights packed ahead are read from L3 by the
     /// first row panel that uses them, once per forward; the prefetch hides that latency. Interleaved, 2 threads:
     /// one 32-token BERT-mini sentence 2.95 -> 2.60 ms median, [32x256]@[256x1024] with 24 weights cycling
-    /// 221 -> 190 us, 256x256x4096 TN 100 -> 116 GFLOP/s median; 1024^3 and 512^3 unchanged. 0 turns it off.
+    /// 221 -> 190 us, 256x256x4096 TN 100 -> 116 GFLOP/s median; 1024^3 and 512^3 unchanged.
     /// </summary>
-    internal static int BPrefetch = 512;
+    private const int BPrefetchFloats = 512;
+
+    /// <summary>
+    /// Turns the B prefetch off (for measurements). A field without an initialiser on purpose: a static
+    /// initialiser gives the class a static constructor, and the kernels then ran 2.5x slower inside BERT.
+    /// </summary>
+    internal static bool NoBPrefetch;
 
     /// <summary>12x32 Vector512 micro-kernel: C[12,32] (=|+=) sum_p A_panel[p,0..12) * B_panel[p,0..32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -141,7 +147,7 @@ internal static unsafe class GemmKernels
         Vector256<float> i1 = init == null ? Vector256<float>.Zero : Vector256.Load(init + 8);
         Vector256<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1, c40 = i0, c41 = i1, c50 = i0, c51 = i1;
         Vector256<float> b0, b1, av;
-        nint pf = BPrefetch;
+        nint pf = NoBPrefetch ? 0 : BPrefetchFloats;
         for (int p = 0; p < kc; p++)
         {
             if (pf != 0 && Sse.IsSupported) Sse.Prefetch0(b + pf);
@@ -212,7 +218,7 @@ internal static unsafe class GemmKernels
         Vector256<float> i1 = init == null ? Vector256<float>.Zero : Vector256.Load(init + 8);
         Vector256<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1;
         Vector256<float> b0, b1, av;
-        nint pf = BPrefetch;
+        nint pf = NoBPrefetch ? 0 : BPrefetchFloats;
         for (int p = 0; p < kc; p++)
         {
             if (pf != 0 && Sse.IsSupported) Sse.Prefetch0(b + pf);
