@@ -152,6 +152,7 @@ public sealed class GemmTests
         { 1, 1, 1 },
         { 1, 37, 1 },
         { 1, 40, 300 },     // m == 1 (direct path even though large)
+        { 1, 300, 260 },    // m == 1 with B^T and enough work: columns split over the threads
         { 3, 1, 9 },
         { 7, 13, 5 },
         { 6, 16, 8 },

@@ -229,7 +229,10 @@ public static class Gemm
         }
         if (!TakesPackedPath(m, n, k))
         {
-            Direct(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            if (m == 1 && transB && maxThreads > 1 && (long)n * k >= RowSplitMinWork && n >= 16)
+                DirectRowSplit(level, transA, n, k, a, lda, b, ldb, c, accumulate);
+            else
+                Direct(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             if (epilogue.Active) epilogue.Apply(c, ldc, m, n, 0);
             return;
         }
@@ -241,6 +244,36 @@ public static class Gemm
         }
         GemmPacked.Multiply(level, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, maxThreads, epilogue,
             packedB != null && packedB.Fits(GemmBlocking.For(level), n, k) ? packedB : null);
+    }
+
+    /// <summary>
+    /// A one-row product with B transposed (a linear layer on one token) of at least this many multiply-adds
+    /// splits its columns over the threads: it streams the whole weight once and does little arithmetic per byte,
+    /// so two cores fetch it from memory faster than one. Each column is computed as it would be alone.
+    /// </summary>
+    internal const long RowSplitMinWork = 1L << 16;
+
+    private static unsafe void DirectRowSplit(SimdLevel level, bool transA, int n, int k, float* a, nint lda, float* b, nint ldb,
+        float* c, bool accumulate)
+    {
+        // Chunks of eight columns (the direct path's group); a = one row (transA: one column, stride lda).
+        var job = new RowSplitJob { Level = level, TransA = transA, K = k, N = n, A = a, Lda = lda, B = b, Ldb = ldb, C = c, Accumulate = accumulate };
+        WorkerPool.For((n + 7) / 8, 16, job, static (j, s0, s1) => j.Run(s0, s1));
+    }
+
+    private sealed unsafe class RowSplitJob
+    {
+        public SimdLevel Level;
+        public bool TransA, Accumulate;
+        public int K, N;
+        public float* A, B, C;
+        public nint Lda, Ldb;
+
+        public void Run(int g0, int g1)
+        {
+            int j0 = g0 * 8, j1 = Math.Min(N, g1 * 8);
+            Direct(Level, TransA, true, 1, j1 - j0, K, A, Lda, B + j0 * Ldb, Ldb, C + j0, 0, Accumulate);
+        }
     }
 
     /// <summary>Test hook: products with k at least this (and k at least twice m and n) split k into segments.</summary>
