@@ -91,6 +91,47 @@ public sealed class TensorBuffersTests
     }
 
     [Fact]
+    public void RecycleIntermediates_HandsBackTheBlocksTemporariesAndAConsumedInput_NeverTheResult()
+    {
+        const int n = 1 << 16;
+        var rng = new Rng(3);
+        var w = Tensor.RandN(rng, n);
+        Tensor Block(Tensor x) => Ops.Mul(Ops.Add(x, w), w);          // Add's output is a temporary
+        using (Tensor.NoGrad())
+        {
+            TensorBuffers.Trim();
+            var input = Ops.MulScalar(w, 2f);                          // made by the caller, read by the block only
+            var want = Block(input).ToArray();
+            var inputBuffer = (float[])input.Storage;
+            var y = TensorBuffers.RecycleIntermediates(() => Block(input), consumedInput: input);
+            Assert.Equal(want, y.ToArray());
+            Assert.Equal(2L * n * sizeof(float), TensorBuffers.PooledBytes);   // the temporary and the input
+            var a = TensorBuffers.Rent(n);
+            var b = TensorBuffers.Rent(n);
+            Assert.Contains(inputBuffer, new[] { a, b });
+            Assert.DoesNotContain(y.Storage, new object[] { a, b });
+            Assert.Equal(want, y.ToArray());                             // the result is untouched by the rentals
+        }
+
+        // With a graph nothing is handed back, the consumed input included.
+        TensorBuffers.Trim();
+        var leaf = Tensor.RandN(rng, n).RequireGrad();
+        var withGraph = TensorBuffers.RecycleIntermediates(() => Ops.Mul(Ops.Add(leaf, w), w), consumedInput: leaf);
+        Assert.True(withGraph.RequiresGrad);
+        Assert.Equal(0, TensorBuffers.PooledBytes);
+
+        // A result that is the consumed input itself keeps its buffer.
+        using (Tensor.NoGrad())
+        {
+            TensorBuffers.Trim();
+            var same = Ops.MulScalar(w, 3f);
+            var r = TensorBuffers.RecycleIntermediates(() => same.Reshape(n), consumedInput: same);
+            Assert.Same(same.Storage, r.Storage);
+            Assert.Equal(0, TensorBuffers.PooledBytes);
+        }
+    }
+
+    [Fact]
     public void ABackwardPassRecyclesItsIntermediateGradients()
     {
         TensorBuffers.Trim();

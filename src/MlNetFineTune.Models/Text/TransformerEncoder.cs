@@ -77,7 +77,9 @@ public sealed class TransformerEncoder : Module
             throw new ArgumentException($"Sequence length {s} exceeds the model's {Config.MaxPositions - Config.PositionOffset} positions.");
         if (attentionMask is not null && !attentionMask.Shape.SequenceEqual(inputIds.Shape))
             throw new ArgumentException($"attention mask {Fmt(attentionMask.Shape)} must match input ids {Fmt(inputIds.Shape)}.");
-        var h = _embeddings.Forward(inputIds, tokenTypeIds);
+        // Without a graph (inference) the embedding sums are recycled at once, and each layer's input (the
+        // embeddings', then the previous layer's output, all made here) once the layer has read it.
+        var h = TensorBuffers.RecycleIntermediates(() => _embeddings.Forward(inputIds, tokenTypeIds));
         Tensor? ext = null;
         if (attentionMask is not null)
         {
@@ -92,7 +94,7 @@ public sealed class TransformerEncoder : Module
             bool firstOnly = firstTokenOnly && i == layers.Count - 1;
             // Without a graph (inference) a layer's intermediates are dead when it returns: their buffers are recycled
             // for the next layer. (Only the layer's output leaves EncoderLayer.Forward.)
-            h = TensorBuffers.RecycleIntermediates(() => layer.Forward(input, ext, firstOnly));
+            h = TensorBuffers.RecycleIntermediates(() => layer.Forward(input, ext, firstOnly), consumedInput: input);
         }
         return h;
     }

@@ -121,8 +121,10 @@ internal static class TensorBuffers
     /// Runs <paramref name="block"/> and, when its result carries no autograd graph (inference: no-grad mode or
     /// nothing requires grad), recycles the buffers of every tensor the block created except the result's. The
     /// block must not store any tensor it creates anywhere but in its result (a transformer layer's forward).
+    /// <paramref name="consumedInput"/>, when given, is a tensor the block reads that nothing reads afterwards and no one
+    /// else holds (a layer's input made by the layer before): its buffer is recycled with the intermediates.
     /// </summary>
-    public static Tensor RecycleIntermediates(Func<Tensor> block)
+    public static Tensor RecycleIntermediates(Func<Tensor> block, Tensor? consumedInput = null)
     {
         using var recording = Record();
         var result = block();
@@ -130,6 +132,8 @@ internal static class TensorBuffers
         {
             var keep = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
             if (result.Storage is float[] kept) keep.Add(kept);
+            if (consumedInput is { RequiresGrad: false, Storage: float[] dead } && dead.Length >= MinPooledLength && !keep.Contains(dead))
+                _recorded?.Add(dead);
             ReleaseRecordedNotIn(keep);
         }
         return result;

@@ -22,7 +22,9 @@ public static partial class Ops
 
     private static T[] CopyDense<T>(Tensor x)
     {
-        var dst = GC.AllocateUninitializedArray<T>(x.Numel);   // every element is copied in
+        // Every element is copied in. Float copies come from the buffer pool like other op outputs (a transformer
+        // layer's head merge is one per layer), so inference recycles them instead of faulting in fresh pages.
+        var dst = typeof(T) == typeof(float) ? (T[])(object)Cpu.TensorBuffers.Rent(x.Numel) : GC.AllocateUninitializedArray<T>(x.Numel);
         StridedCopy.Copy((T[])x.Storage, x.Offset, x.ShapeArr, x.StridesArr, dst);
         return dst;
     }
