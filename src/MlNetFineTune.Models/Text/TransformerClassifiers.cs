@@ -81,13 +81,21 @@ public sealed class TransformerClassifier : Module
         NamedParameters().Select(p => p.Name).Where(n => !n.StartsWith(EncoderPrefix + ".", StringComparison.Ordinal))
             .Select(n => n[..n.LastIndexOf('.')]).Distinct();
 
+    /// <summary>
+    /// Measurement switch: sequence heads run the full last layer and take its first row (the same logits; what
+    /// the work skipped by <see cref="TransformerEncoder.ForwardFirstToken"/> costs). A field without an initialiser.
+    /// </summary>
+    internal static bool FullLastLayer;
+
     /// <summary>Logits: [batch, labels] for sequences, [batch, seq, labels] for tokens.</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null)
     {
         if (Head == TransformerHead.TokenClassification)
             return _classifier.Forward(_dropout.Forward(Encoder.Forward(inputIds, attentionMask, tokenTypeIds)));
         // Every sequence head reads the first token only, so the last layer computes that row alone.
-        var first = Encoder.ForwardFirstToken(inputIds, attentionMask, tokenTypeIds);
+        var first = FullLastLayer
+            ? TransformerEncoder.FirstToken(Encoder.Forward(inputIds, attentionMask, tokenTypeIds))
+            : Encoder.ForwardFirstToken(inputIds, attentionMask, tokenTypeIds);
         switch (Encoder.Config.Family)
         {
             case TransformerFamily.Roberta:
