@@ -47,6 +47,13 @@ public class TransformerParityTests
         if (reference.TryGetValue("pooler_output", out var pooled))
             AssertClose(model.Encoder.Pool(hidden), pooled, $"{name} pooler_output");
 
+        if (head == TransformerHead.SequenceClassification)
+        {
+            // The measurement switch that runs the full last layer gives the same logits (it only costs more).
+            TransformerClassifier.FullLastLayer = true;
+            try { using (Tensor.NoGrad()) AssertClose(model.Forward(ids, mask, types), reference["logits"], $"{name} logits, full last layer"); }
+            finally { TransformerClassifier.FullLastLayer = false; }
+        }
         var logits = model.Forward(ids, mask, types);
         AssertClose(logits, reference["logits"], $"{name} logits");
         logits.Backward(reference["g_logits"]);
