@@ -403,13 +403,15 @@ public static class Gemm
                 float* ai = a + i * aRow;
                 float* ci = c + i * ldc;
                 int j = 0;
-                if (aCol == 1 && level == SimdLevel.Vector256 && k >= 8)
+                // With vectors (Vector512 too) every column is summed in 256-bit lanes, eight columns at a time and then
+                // one at a time, so a column's bits depend neither on its position nor on n.
+                if (aCol == 1 && level != SimdLevel.Scalar && k >= 8)
                     for (; j + 8 <= n; j += 8) Dot8Rows256(ai, b + j * ldb, ldb, k, ci + j, accumulate);
                 for (; j < n; j++)
                 {
                     float* bj = b + j * ldb;
                     float s;
-                    if (aCol == 1 && level != SimdLevel.Scalar) s = Dot(level, ai, bj, k);
+                    if (aCol == 1 && level != SimdLevel.Scalar) s = Dot(ai, bj, k);
                     else
                     {
                         s = 0;
@@ -421,18 +423,13 @@ public static class Gemm
         }
     }
 
+    // One dot product in 256-bit lanes (the per-column form of Dot8Rows256).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe float Dot(SimdLevel level, float* x, float* y, int k)
+    private static unsafe float Dot(float* x, float* y, int k)
     {
         int p = 0;
         float s = 0;
-        if (level == SimdLevel.Vector512 && k >= 16)
-        {
-            var acc = Vector512<float>.Zero;
-            for (; p + 16 <= k; p += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(x + p), Vector512.Load(y + p), acc);
-            s = Vector512.Sum(acc);
-        }
-        else if (k >= 8)
+        if (k >= 8)
         {
             var acc = Vector256<float>.Zero;
             for (; p + 8 <= k; p += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(x + p), Vector256.Load(y + p), acc);
