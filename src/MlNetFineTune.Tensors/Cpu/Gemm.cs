@@ -15,7 +15,8 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// into k segments of about 1,024 that threads take whole, summed into C in segment order. Each element of C
 /// is always reduced over k in the same order, whoever computes it (the segments depend on the shape only),
 /// so results are bitwise reproducible: identical from run to run and at every thread count. Small products
-/// (m*n*k below 32K, or m == 1) take a direct, unpacked, single-threaded path.
+/// (m*n*k below 32K, or m == 1) take a direct, unpacked path, single-threaded except a one-row product with B
+/// transposed of at least 64K multiply-adds, whose columns are split over the threads.
 /// </remarks>
 public static class Gemm
 {

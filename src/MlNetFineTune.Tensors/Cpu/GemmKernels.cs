@@ -19,9 +19,9 @@ internal static unsafe class GemmKernels
     /// The Vector256 kernels prefetch the packed B this many floats ahead (32 k steps, one cache line per step),
     /// running into the next micro-panel near the end of this one. Weights packed ahead are read from memory (L3, or
     /// DRAM when the model's weights outgrow the cache) by the first row panel that uses them, once per forward; the
-    /// prefetch hides that latency. Interleaved, 2 threads:
-    /// one 32-token BERT-mini sentence 2.95 -> 2.60 ms median, [32x256]@[256x1024] with 24 weights cycling
-    /// 221 -> 190 us, 256x256x4096 TN 100 -> 116 GFLOP/s median; 1024^3 and 512^3 unchanged.
+    /// prefetch hides that latency. Interleaved, 2 threads: one 32-token BERT-mini sentence 2.95 -> 2.60 ms median,
+    /// [32x256]@[256x1024] with 24 weights cycling 221 -> 190 us, 256x256x4096 TN 100 -> 116 GFLOP/s median;
+    /// 1024^3 and 512^3 unchanged.
     /// </summary>
     private const int BPrefetchFloats = 512;
 
