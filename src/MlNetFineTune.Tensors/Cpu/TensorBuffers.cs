@@ -11,8 +11,13 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// </summary>
 internal static class TensorBuffers
 {
-    /// <summary>Smaller buffers are left to the GC's gen0, which is cheap for them.</summary>
-    public const int MinPooledLength = 1 << 15;
+    /// <summary>
+    /// Smaller buffers are left to the GC's gen0, which is cheap for them. 4,096 floats (16 KB), so the activations
+    /// of a short sentence (32 tokens x 256 = 8,192 floats) are recycled too: with 32,768 the GC zeroed them fresh
+    /// on every call, and the 32-token BERT-mini forward took 2.21 / 2.06 / 2.14 ms median against 2.15 / 1.99 /
+    /// 2.06 ms (three interleaved runs, 2 threads); 32 x 128 batches and training steps unchanged (all large).
+    /// </summary>
+    public const int MinPooledLength = 1 << 12;
 
     /// <summary>
     /// Most bytes held for reuse; beyond it returned buffers are left to the GC. MobileNetV2 forward at 32 x 224^2:
