@@ -190,4 +190,86 @@ public sealed class TensorBuffersTests
         Assert.Equal(yCopy, y.Detach().ToArray());
         Assert.DoesNotContain(rented, r => ReferenceEquals(r, x.Grad!.Storage));
     }
+
+    [Fact]
+    public void StepScope_HandsBackEverythingRentedInside_IncludingWhatANestedRecordingKept_NeverWhatCameFromOutside()
+    {
+        const int n = 1 << 16;
+        var rng = new Rng(12);
+        TensorBuffers.Trim();
+        var outside = Ops.Gelu(Tensor.RandN(rng, n));                   // rented before the scope: never handed back
+        var outsideCopy = outside.ToArray();
+        var leaf = Tensor.RandN(rng, n).RequireGrad();
+        var leafCopy = leaf.ToArray();
+        float[] innerBuffer, tempBuffer;
+        using (BufferPool.StepScope())
+        {
+            var temp = Ops.Mul(leaf, outside);                            // recorded by the scope itself
+            tempBuffer = (float[])temp.Storage;
+            // A block with a graph hands nothing back itself; its buffers stay recorded by the enclosing scope.
+            var inner = TensorBuffers.RecycleIntermediates(() => Ops.Gelu(Ops.AddScalar(temp, 1f)));
+            Assert.True(inner.RequiresGrad);
+            innerBuffer = (float[])inner.Storage;
+            Assert.Equal(0, TensorBuffers.PooledBytes);
+            Ops.Sum(inner).Backward();
+        }
+        // temp, the block's AddScalar output and its result: three buffers of n floats (the backward pass hands its
+        // own intermediates back as it goes, and the leaf adopted its gradient).
+        Assert.True(TensorBuffers.PooledBytes >= 3L * n * sizeof(float), $"pooled {TensorBuffers.PooledBytes}");
+        var rented = new List<float[]>();
+        while (TensorBuffers.PooledBytes > 0 && rented.Count < 64) { var r = TensorBuffers.Rent(n); r.AsSpan().Fill(float.NaN); rented.Add(r); }
+        Assert.Contains(rented, r => ReferenceEquals(r, innerBuffer));
+        Assert.Contains(rented, r => ReferenceEquals(r, tempBuffer));
+        Assert.DoesNotContain(rented, r => ReferenceEquals(r, outside.Storage) || ReferenceEquals(r, leaf.Storage) || ReferenceEquals(r, leaf.Grad!.Storage));
+        Assert.Equal(outsideCopy, outside.ToArray());
+        Assert.Equal(leafCopy, leaf.ToArray());
+        Assert.True(leaf.Grad!.ToArray().All(float.IsFinite));
+    }
+
+    [Fact]
+    public void StepScope_WithRecyclingOff_HandsNothingBack()
+    {
+        bool before = TensorBuffers.Enabled;
+        try
+        {
+            TensorBuffers.Enabled = false;
+            TensorBuffers.Trim();
+            using (BufferPool.StepScope())
+                _ = Ops.Gelu(Tensor.RandN(new Rng(1), 1 << 16));
+            Assert.Equal(0, TensorBuffers.PooledBytes);
+        }
+        finally { TensorBuffers.Enabled = before; }
+    }
+
+    [Fact]
+    public void ZeroGradInPlace_KeepsEachGradientBuffer_AndTrainsAsSettingThemToNone()
+    {
+        float[][] Train(bool setToNone, out bool sameBuffers)
+        {
+            var rng = new Rng(21);
+            var w = Tensor.RandN(rng, 0f, 0.1f, 128, 64).RequireGrad();
+            var b = Tensor.RandN(rng, 128).RequireGrad();
+            var opt = new Optim.AdamW([w, b], learningRate: 1e-2);
+            object? first = null;
+            sameBuffers = true;
+            for (int s = 0; s < 3; s++)
+            {
+                var x = Tensor.RandN(new Rng((ulong)(100 + s)), 32, 64);
+                Ops.Sum(Ops.Mul(Ops.Gelu(Ops.Linear(x, w, b)), Ops.Gelu(Ops.Linear(x, w, b)))).Backward();
+                first ??= w.Grad!.Storage;
+                sameBuffers &= ReferenceEquals(first, w.Grad!.Storage);
+                opt.Step();
+                opt.ZeroGrad(setToNone);
+                if (setToNone) Assert.Null(w.Grad);
+                else Assert.All(w.Grad!.ToArray(), v => Assert.Equal(0f, v));
+            }
+            return [w.ToArray(), b.ToArray()];
+        }
+
+        var none = Train(setToNone: true, out _);
+        var inPlace = Train(setToNone: false, out bool kept);
+        Assert.True(kept);
+        Assert.Equal(none[0], inPlace[0]);
+        Assert.Equal(none[1], inPlace[1]);
+    }
 }

@@ -165,9 +165,35 @@ internal static class TensorBuffers
         {
             if (_disposed) return;
             _disposed = true;
+            var mine = _recorded;
             _recorded = _previous;
+            // What this recording neither handed back nor gave away (Forget) was still rented inside the enclosing
+            // one: it stays recorded there, so a step scope hands it back at its end.
+            if (_previous is not null && mine is not null && !ReferenceEquals(mine, _previous)) _previous.UnionWith(mine);
         }
     }
+
+    /// <summary>
+    /// Records every buffer rented on this thread until disposed, then hands back all of them that nothing adopted
+    /// (<see cref="Forget"/>: a parameter's gradient) or handed back already. See <see cref="BufferPool.StepScope"/>.
+    /// </summary>
+    public static IDisposable StepScope() => new Step(Enabled);
+
+    private sealed class Step(bool enabled) : IDisposable
+    {
+        private readonly Recording _recording = new(enabled);
+        private bool _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            try { ReleaseRecordedNotIn(NoneLive); }
+            finally { _recording.Dispose(); }
+        }
+    }
+
+    private static readonly HashSet<float[]> NoneLive = new(ReferenceEqualityComparer.Instance);
 }
 
 /// <summary>
@@ -190,4 +216,24 @@ public static class BufferPool
 
     /// <summary>Drops every pooled buffer (the GC reclaims them), e.g. after a large inference batch.</summary>
     public static void Trim() => TensorBuffers.Trim();
+
+    /// <summary>
+    /// Scopes one training step (forward, backward, optimizer step): when disposed, every pooled-size buffer rented
+    /// on this thread inside it (activations, saved values, gradients of intermediates) goes back to the pool for the
+    /// next step, except the gradients parameters adopted. Without it those buffers go to the GC and the next step
+    /// allocates fresh memory. Every tensor created inside the scope is dead once it is disposed: read what is still
+    /// needed (the loss with <see cref="Tensor.Item"/>, metrics) before the end, and keep no tensor from inside it.
+    /// Parameters, optimizer state and tensors created outside the scope are never touched.
+    /// </summary>
+    /// <example><code>
+    /// using (BufferPool.StepScope())
+    /// {
+    ///     var loss = Ops.CrossEntropy(model.Forward(x), y);
+    ///     lossSum += loss.Item();
+    ///     loss.Backward();
+    ///     optimizer.Step();
+    ///     optimizer.ZeroGrad();
+    /// }
+    /// </code></example>
+    public static IDisposable StepScope() => TensorBuffers.StepScope();
 }

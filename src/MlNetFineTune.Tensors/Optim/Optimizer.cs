@@ -156,11 +156,24 @@ public abstract class Optimizer
     }
 
     /// <summary>Clears the gradient of every parameter (sets <see cref="Tensor.Grad"/> to null).</summary>
-    public void ZeroGrad()
+    public void ZeroGrad() => ZeroGrad(setToNone: true);
+
+    /// <summary>
+    /// Clears the gradient of every parameter, as PyTorch's <c>zero_grad(set_to_none)</c>: with
+    /// <paramref name="setToNone"/> each <see cref="Tensor.Grad"/> becomes null (the next backward pass allocates
+    /// new ones); without, each gradient is filled with zeros in place and the next backward pass adds into the same
+    /// memory (no fresh allocation per step; a parameter then always has a gradient, so the optimizer updates it,
+    /// with weight decay, even when the loss did not reach it).
+    /// </summary>
+    public void ZeroGrad(bool setToNone)
     {
         foreach (var group in _groups)
             foreach (var p in group.Parameters)
-                p.ZeroGrad();
+            {
+                if (setToNone || p.Grad is null) p.ZeroGrad();
+                else if (p.Grad.IsContiguous && p.Grad.Storage is float[]) p.Grad.AsSpan().Clear();
+                else p.ZeroGrad();
+            }
     }
 
     /// <summary>The state of <paramref name="parameter"/>, or null when it has not been updated yet.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MlNetFineTune.Models.Nn;
 using MlNetFineTune.Tensors;
+using MlNetFineTune.Tensors.Cpu;
 using MlNetFineTune.Tensors.IO;
 using MlNetFineTune.Tensors.Optim;
 
@@ -156,19 +157,28 @@ public static class TrainingLoop
             for (int b = 0; b < batches.Count; b++)
             {
                 if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
-                var loss = task.Loss(batches[b]);
-                float lv = loss.Item();
-                if (!float.IsFinite(lv)) throw new InvalidOperationException($"The training loss became {lv} at epoch {epoch}, batch {b + 1}; lower the learning rate.");
-                lossSum += lv;
-                lossCount++;
-                (options.GradientAccumulationSteps > 1 ? Ops.MulScalar(loss, 1f / options.GradientAccumulationSteps) : loss).Backward();
                 bool stepNow = (b + 1) % options.GradientAccumulationSteps == 0 || b == batches.Count - 1;
+                // One scope per batch: its activations and gradients go back to the buffer pool at the end (nothing
+                // from inside is used after it), and the gradients are zeroed in place, so a steady-state step
+                // allocates almost nothing.
+                using (BufferPool.StepScope())
+                {
+                    var loss = task.Loss(batches[b]);
+                    float lv = loss.Item();
+                    if (!float.IsFinite(lv)) throw new InvalidOperationException($"The training loss became {lv} at epoch {epoch}, batch {b + 1}; lower the learning rate.");
+                    lossSum += lv;
+                    lossCount++;
+                    (options.GradientAccumulationSteps > 1 ? Ops.MulScalar(loss, 1f / options.GradientAccumulationSteps) : loss).Backward();
+                    if (stepNow)
+                    {
+                        if (anchors is not null) AddL2SPGradient(anchors, options.L2SP);
+                        if (options.MaxGradNorm is float max) GradClip.ClipGradNorm(model.Parameters().Where(p => p.Grad is not null), max);
+                        optimizer.Step();
+                        scheduler.Step();
+                        optimizer.ZeroGrad(setToNone: false);
+                    }
+                }
                 if (!stepNow) continue;
-                if (anchors is not null) AddL2SPGradient(anchors, options.L2SP);
-                if (options.MaxGradNorm is float max) GradClip.ClipGradNorm(model.Parameters().Where(p => p.Grad is not null), max);
-                optimizer.Step();
-                scheduler.Step();
-                optimizer.ZeroGrad();
                 step++;
                 if (progress is not null)
                 {
