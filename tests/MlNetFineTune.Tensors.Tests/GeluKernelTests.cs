@@ -66,6 +66,44 @@ public sealed class GeluKernelTests
     }
 
     [Fact]
+    public void ExactGelu_SpecialValues_AtEveryLevel()
+    {
+        // Each value fills a whole 16-wide block, so every level's vector body sees it (and the scalar tail the last).
+        float[] special = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, 30f, -30f, -13.5f, -12f, 0f, -0f];
+        var x = special.SelectMany(v => Enumerable.Repeat(v, 16)).Concat([float.NaN, -13.5f, 30f]).ToArray();
+        foreach (var level in AllLevels)
+        {
+            using var scope = Simd.Force(level);
+            var y = new float[x.Length];
+            var y2 = new float[x.Length];
+            var d = new float[x.Length];
+            VecKernels.Gelu(x, y, tanhApprox: false);
+            VecKernels.GeluAndDerivative(x, y2, d, tanhApprox: false);
+            for (int i = 0; i < x.Length; i++)
+            {
+                float v = x[i];
+                string at = $"{level}: gelu({v}) at {i}";
+                if (float.IsNaN(v) || float.IsNegativeInfinity(v)) Assert.True(float.IsNaN(y[i]), $"{at} = {y[i]}, want NaN");
+                else if (v >= 0) Assert.Equal(v, y[i]);                       // Phi = 1 exactly from 30 up; 0 and -0 kept
+                else if (v < -13f) Assert.True(y[i] <= 0f && y[i] > -1e-36f, $"{at} = {y[i]}");   // Phi under the normal range
+                else
+                {
+                    // -12: x Phi(x) = -2.13178e-32 (Phi from erfc's continued fraction); float exp of an argument
+                    // near -74 carries its rounding (ulp 8e-6) into the result.
+                    double z = -v / Math.Sqrt(2), f = 0;
+                    for (int k = 60; k >= 1; k--) f = k / 2.0 / (z + f);
+                    double want = v * 0.5 * Math.Exp(-z * z) / Math.Sqrt(Math.PI) / (z + f);
+                    Assert.True(Math.Abs(y[i] - want) <= 2e-5 * Math.Abs(want), $"{at} = {y[i]}, want {want}");
+                }
+                if (!float.IsNaN(y[i])) Assert.Equal(BitConverter.SingleToInt32Bits(y[i]), BitConverter.SingleToInt32Bits(y2[i]));
+                else Assert.True(float.IsNaN(y2[i]), $"{at}: the forward with derivative gave {y2[i]}");
+                if (float.IsNaN(v)) Assert.True(float.IsNaN(d[i]), $"{level}: d gelu(NaN) = {d[i]}");
+                else if (Math.Abs(v) == 30f || v == -13.5f) Assert.True(Math.Abs(d[i] - (v > 0 ? 1f : 0f)) < 1e-36f, $"{level}: d gelu({v}) = {d[i]}");
+            }
+        }
+    }
+
+    [Fact]
     public void GeluGradient_IsTheSavedDerivativeTimesTheIncomingGradient()
     {
         var rng = new Rng(4);

@@ -244,7 +244,10 @@ public static class VecKernels
         var r0 = Vector512.FusedMultiplyAdd(q1, t2, q0);
         var r1 = Vector512.FusedMultiplyAdd(q3, t2, q2);
         var poly = Vector512.FusedMultiplyAdd(Vector512.FusedMultiplyAdd(q4, t4, r1), t4, r0) - z * z;
-        return t * VecMath.Exp(poly);
+        // poly - z^2 = ln(erfc(z) / t) is at most about 0 (never above exp's range), and a NaN z makes t NaN: the
+        // exp needs neither its overflow nor its NaN select (the same values, NaN and infinities included; exact
+        // GELU 1.66 -> 1.51 ns per element, one thread, best of 400 passes over 16K floats).
+        return t * VecMath.Exp(poly, fullRange: false);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -263,7 +266,10 @@ public static class VecKernels
         var r0 = Vector256.FusedMultiplyAdd(q1, t2, q0);
         var r1 = Vector256.FusedMultiplyAdd(q3, t2, q2);
         var poly = Vector256.FusedMultiplyAdd(Vector256.FusedMultiplyAdd(q4, t4, r1), t4, r0) - z * z;
-        return t * VecMath.Exp(poly);
+        // poly - z^2 = ln(erfc(z) / t) is at most about 0 (never above exp's range), and a NaN z makes t NaN: the
+        // exp needs neither its overflow nor its NaN select (the same values, NaN and infinities included; exact
+        // GELU 1.66 -> 1.51 ns per element, one thread, best of 400 passes over 16K floats).
+        return t * VecMath.Exp(poly, fullRange: false);
     }
 
     /// <summary>Standard normal CDF Phi(x) = 0.5 * erfc(-x / sqrt 2), accurate in both tails.</summary>
@@ -515,7 +521,7 @@ public static class VecKernels
                     var v = Vector512.LoadUnsafe(ref px, (nuint)i);
                     var phi = NormalCdf(v);
                     (v * phi).StoreUnsafe(ref py, (nuint)i);
-                    (phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f)).StoreUnsafe(ref pd, (nuint)i);
+                    (phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f, fullRange: false)).StoreUnsafe(ref pd, (nuint)i);   // -v^2/2 <= 0; a NaN v makes phi NaN
                 }
             }
             else if (Simd.Level == SimdLevel.Vector256)
@@ -525,7 +531,7 @@ public static class VecKernels
                     var v = Vector256.LoadUnsafe(ref px, (nuint)i);
                     var phi = NormalCdf(v);
                     (v * phi).StoreUnsafe(ref py, (nuint)i);
-                    (phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f)).StoreUnsafe(ref pd, (nuint)i);
+                    (phi + v * InvSqrt2Pi * VecMath.Exp(v * v * -0.5f, fullRange: false)).StoreUnsafe(ref pd, (nuint)i);   // -v^2/2 <= 0; a NaN v makes phi NaN
                 }
             }
         }

@@ -22,7 +22,14 @@ internal static class VecMath
         P3 = 4.1665795894E-2f, P4 = 1.6666665459E-1f, P5 = 5.0000001201E-1f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Exp(Vector256<float> x)
+    public static Vector256<float> Exp(Vector256<float> x) => Exp(x, fullRange: true);
+
+    /// <summary>
+    /// Exp; with <paramref name="fullRange"/> false, only for arguments never above 88.72283 whose NaN the caller
+    /// propagates by other means (a NaN argument then gives a finite value): saves two compares and two blends.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp(Vector256<float> x, bool fullRange)
     {
         // Native min / max (one instruction each; the IEEE forms cost several for NaN and signed-zero rules): a
         // NaN x is put back at the end.
@@ -44,12 +51,20 @@ internal static class VecMath
         var bias = Vector256.Create(127);
         var y = p * Vector256.ShiftLeft(h0 + bias, 23).AsSingle() * Vector256.ShiftLeft(h1 + bias, 23).AsSingle();
         y = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(MinArg)), Vector256<float>.Zero, y);
+        if (!fullRange) return y;
         y = Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(MaxArg)), Vector256.Create(float.PositiveInfinity), y);
         return Vector256.ConditionalSelect(Vector256.Equals(x, x), y, x);   // NaN stays NaN
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Exp(Vector512<float> x)
+    public static Vector512<float> Exp(Vector512<float> x) => Exp(x, fullRange: true);
+
+    /// <summary>
+    /// Exp; with <paramref name="fullRange"/> false, only for arguments never above 88.72283 whose NaN the caller
+    /// propagates by other means (a NaN argument then gives a finite value): saves two compares and two blends.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp(Vector512<float> x, bool fullRange)
     {
         // Native min / max (one instruction each; the IEEE forms cost several for NaN and signed-zero rules): a
         // NaN x is put back at the end.
@@ -70,6 +85,7 @@ internal static class VecMath
         var bias = Vector512.Create(127);
         var y = p * Vector512.ShiftLeft(h0 + bias, 23).AsSingle() * Vector512.ShiftLeft(h1 + bias, 23).AsSingle();
         y = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(MinArg)), Vector512<float>.Zero, y);
+        if (!fullRange) return y;
         y = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(MaxArg)), Vector512.Create(float.PositiveInfinity), y);
         return Vector512.ConditionalSelect(Vector512.Equals(x, x), y, x);   // NaN stays NaN
     }
