@@ -326,6 +326,58 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void Sgemm_SplitTail_IsBitwiseTheUnsplitProduct_AndRight()
+    {
+        // Blocks ending in one or two rows end in two panels of at most four rows instead (Vector256, A as stored):
+        // each row must come out with the same bits as from the 6-row panels, with bias, GELU, accumulation, packed
+        // or prepacked B, at one and two threads.
+        if (Simd.Hardware < SimdLevel.Vector256) return;
+        using var scope = Simd.Force(SimdLevel.Vector256);
+        var bk = GemmBlocking.For(SimdLevel.Vector256);
+        int seed = 4242;
+        foreach (int m in new[] { 7, 8, 13, 14, 31, 32, 38, 128, 151 })
+        foreach (var (n, k) in new[] { (16, 24), (40, 300) })
+        foreach (bool transB in new[] { true, false })
+        {
+            Assert.True(GemmPacked.SplitTail(bk, false, Math.Min(m, bk.MC)) || m > bk.MC, $"m={m} does not exercise the split tail");
+            var pr = MakeProblem(false, transB, m, n, k, seed++);
+            var rng = new Random(seed);
+            var bias = Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            foreach (bool accumulate in new[] { false, true })
+            foreach (var (b, act) in new[] { ((float[]?)null, GemmActivation.None), (bias, GemmActivation.Gelu), (bias, GemmActivation.None) })
+            foreach (bool prepacked in new[] { false, true })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                string what = $"{pr.Describe()} acc={accumulate} bias={b != null} {act} prepacked={prepacked} threads={threads}";
+                float[] Run(bool noSplit)
+                {
+                    float[] got = [];
+                    bool before = GemmPacked.NoTailSplit;
+                    GemmPacked.NoTailSplit = noSplit;
+                    try
+                    {
+                        WithHooks(forcePacked: true, blocking: null, () => WithThreads(threads, () =>
+                        {
+                            if (prepacked) got = RunPrepacked(pr, accumulate, b, act);
+                            else
+                            {
+                                got = (float[])pr.C0.Data.Clone();
+                                Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
+                                    got, pr.C0.Offset, pr.C0.Ld, accumulate, b, b == null ? 0 : 3, act);
+                            }
+                        }));
+                    }
+                    finally { GemmPacked.NoTailSplit = before; }
+                    return got;
+                }
+                var split = Run(noSplit: false);
+                Assert.True(Run(noSplit: true).AsSpan().SequenceEqual(split), $"{what}: the split tail changed bits");
+                if (b == null) Verify(pr, accumulate, split, what);
+            }
+        }
+    }
+
+    [Fact]
     public unsafe void SgemmWithPackedB_PackForOtherBlockSizes_IsNotUsed_AndTheResultStaysRight()
     {
         var pr = MakeProblem(false, true, 40, 70, 90, 5);

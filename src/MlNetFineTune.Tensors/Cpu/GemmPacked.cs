@@ -72,6 +72,35 @@ internal static unsafe class GemmPacked
     /// </summary>
     internal static bool NoInterleavePrefetch;
 
+    /// <summary>
+    /// Turns off the split tail (for measurements): see <see cref="SplitTail"/>. A field without an initialiser, as in
+    /// GemmKernels.
+    /// </summary>
+    internal static bool NoTailSplit;
+
+    /// <summary>
+    /// Whether an mc-row block of A ends in two panels of at most four rows instead of a full panel and one of one or
+    /// two rows (Vector256, A packed by interleaving). The 4-row kernel's eight FMA chains already take as long per k
+    /// step for one or two rows as for four, so 32 rows as 6+6+6+6+4+4 cost 32 cycles per k step against 34 for
+    /// 6+6+6+6+6+2. Which panel computes a row never changes its value (every element is reduced over k in order).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool SplitTail(in GemmBlocking bk, bool transA, int mc) =>
+        !NoTailSplit && !transA && bk.Level == SimdLevel.Vector256 && mc > bk.MR && mc % bk.MR is 1 or 2;
+
+    /// <summary>The first row and the row count of packed panel q of an mc-row block (see <see cref="SplitTail"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (int Row, int Rows) Panel(int mr, int mc, int q, bool splitTail)
+    {
+        if (splitTail)
+        {
+            int last = (mc - 1) / mr, t0 = (last - 1) * mr;
+            if (q == last - 1) return (t0, 4);
+            if (q == last) return (t0 + 4, mc - t0 - 4);
+        }
+        return (q * mr, Math.Min(mr, mc - q * mr));
+    }
+
     public static void Multiply(SimdLevel level, bool transA, bool transB, int m, int n, int k,
         float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads,
         in GemmEpilogue epilogue = default, PackedMatrix? packedB = null)
@@ -339,7 +368,8 @@ internal static unsafe class GemmPacked
                         if (team > 1 && kb > 0) WaitFor(ref _unitStep[u], step);
                         Macro(bk, mc, nc, kc, cp0, cp1, apack, bpack, C + i0 * Ldc + j0, Ldc, overwrite,
                             overwrite && foldBias ? Epilogue.Bias + j0 : null,
-                            kb == kBlocks - 1 ? (foldBias ? Epilogue.WithoutBias() : Epilogue.At(j0)) : default);
+                            kb == kBlocks - 1 ? (foldBias ? Epilogue.WithoutBias() : Epilogue.At(j0)) : default,
+                            SplitTail(bk, TransA, mc));
                         if (team > 1)
                         {
                             // Raise, never lower: at the first k block of an NC block a unit does not wait,
@@ -363,7 +393,7 @@ internal static unsafe class GemmPacked
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Macro(in GemmBlocking bk, int mc, int nc, int kc, int cp0, int cp1,
-        float* apack, float* bpack, float* c, nint ldc, bool overwrite, float* biasInit, GemmEpilogue epilogue)
+        float* apack, float* bpack, float* c, nint ldc, bool overwrite, float* biasInit, GemmEpilogue epilogue, bool splitTail)
     {
         int mr = bk.MR, nr = bk.NR;
         float* tile = stackalloc float[16 * 32];
@@ -385,10 +415,11 @@ internal static unsafe class GemmPacked
                     init = padded;
                 }
             }
-            for (int i = 0; i < mc; i += mr)
+            int panels = (mc + mr - 1) / mr;
+            for (int ip = 0; ip < panels; ip++)
             {
-                int rows = Math.Min(mr, mc - i);
-                float* ap = apack + (nint)i * kc;
+                var (i, rows) = Panel(mr, mc, ip, splitTail);
+                float* ap = apack + (nint)ip * mr * kc;
                 float* cij = c + i * ldc + j;
                 if (rows == mr && cols == nr)
                 {
@@ -404,6 +435,11 @@ internal static unsafe class GemmPacked
                     }
                     if (init != null) GemmKernels.Kernel256_6x16(kc, ap, bp, cij, ldc, true, init);
                     else Kernel(level, kc, ap, bp, cij, ldc, overwrite);
+                }
+                else if (rows == 4 && cols == nr && level == SimdLevel.Vector256)
+                {
+                    // A split tail's full 4-row panel: straight into C (init only comes with overwrite).
+                    GemmKernels.Kernel256_4x16(kc, ap, bp, cij, ldc, overwrite, init);
                 }
                 else
                 {
@@ -439,7 +475,8 @@ internal static unsafe class GemmPacked
 
     /// <summary>
     /// Packs rows [i0, i0+mc) x k-range [p0, p0+kc) of op(A) into MR-row micro-panels: panel q holds, for
-    /// each p, the MR values op(A)[i0+q*MR+r, p0+p] (zero past row mc).
+    /// each p, the MR values op(A)[i0+q*MR+r, p0+p] (zero past row mc), except for a split tail (<see cref="SplitTail"/>),
+    /// whose last two panels hold the rows <see cref="Panel"/> gives them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackA(in GemmBlocking bk, bool transA, float* a, nint lda, int i0, int mc, int p0, int kc, float* dst)
@@ -448,8 +485,13 @@ internal static unsafe class GemmPacked
         if (!transA)
         {
             // op(A)[i, p] = a[i*lda + p].
-            for (int i = 0; i < mc; i += mr, dst += (nint)mr * kc)
-                PackInterleave(a + (i0 + i) * lda + p0, lda, Math.Min(mr, mc - i), mr, kc, dst);
+            bool split = SplitTail(bk, transA, mc);
+            int panels = (mc + mr - 1) / mr;
+            for (int q = 0; q < panels; q++, dst += (nint)mr * kc)
+            {
+                var (row, rows) = Panel(mr, mc, q, split);
+                PackInterleave(a + (i0 + row) * lda + p0, lda, rows, mr, kc, dst);
+            }
         }
         else
         {
