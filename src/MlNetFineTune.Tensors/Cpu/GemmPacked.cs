@@ -85,8 +85,12 @@ internal static unsafe class GemmPacked
     /// 6+6+6+6+6+2. Which panel computes a row never changes its value (every element is reduced over k in order).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool SplitTail(in GemmBlocking bk, bool transA, int mc) =>
-        !NoTailSplit && !transA && bk.Level == SimdLevel.Vector256 && mc > bk.MR && mc % bk.MR is 1 or 2;
+    internal static bool SplitTail(in GemmBlocking bk, bool transA, int mc) => SplitTailWith(bk, transA, mc, NoTailSplit);
+
+    // With the switch read once per product, so the packing and the kernels of one product always agree.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool SplitTailWith(in GemmBlocking bk, bool transA, int mc, bool off) =>
+        !off && !transA && bk.Level == SimdLevel.Vector256 && mc > bk.MR && mc % bk.MR is 1 or 2;
 
     /// <summary>The first row and the row count of packed panel q of an mc-row block (see <see cref="SplitTail"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -123,6 +127,7 @@ internal static unsafe class GemmPacked
         job.Epilogue = epilogue;
         job.KBlocks = kBlocks; job.NPanels = nPanels; job.NBlocks = nBlocks;
         job.Packed = packedB;
+        job.TailSplitOff = NoTailSplit;
         if (packedB == null)
         {
             long bBlock = ((long)kcMax * ncPanelsMax * bk.NR + 15) & ~15L;
@@ -210,6 +215,7 @@ internal static unsafe class GemmPacked
         public float* A, B, C, BPack;
         public nint Lda, Ldb, Ldc, BBlock;
         public PackedMatrix? Packed;   // B packed ahead (then BPack is unused and no member packs B)
+        public bool TailSplitOff;      // GemmPacked.NoTailSplit when the product started
 
         // Work counters shared by the team. They only grow during one product (block after block), so a
         // claim can never be confused with one of an earlier block.
@@ -361,7 +367,7 @@ internal static unsafe class GemmPacked
                         int mc = Math.Min(m, i0 + unitPanels * mr) - i0;
                         if (rb != packedRowBlock)
                         {
-                            PackA(bk, TransA, A, Lda, i0, mc, p0, kc, apack);
+                            PackA(bk, TransA, A, Lda, i0, mc, p0, kc, apack, SplitTailWith(bk, TransA, mc, TailSplitOff));
                             packedRowBlock = rb;
                         }
                         int cp0 = (int)((long)ncPanels * cc / colChunks), cp1 = (int)((long)ncPanels * (cc + 1) / colChunks);
@@ -369,7 +375,7 @@ internal static unsafe class GemmPacked
                         Macro(bk, mc, nc, kc, cp0, cp1, apack, bpack, C + i0 * Ldc + j0, Ldc, overwrite,
                             overwrite && foldBias ? Epilogue.Bias + j0 : null,
                             kb == kBlocks - 1 ? (foldBias ? Epilogue.WithoutBias() : Epilogue.At(j0)) : default,
-                            SplitTail(bk, TransA, mc));
+                            SplitTailWith(bk, TransA, mc, TailSplitOff));
                         if (team > 1)
                         {
                             // Raise, never lower: at the first k block of an NC block a unit does not wait,
@@ -475,21 +481,21 @@ internal static unsafe class GemmPacked
 
     /// <summary>
     /// Packs rows [i0, i0+mc) x k-range [p0, p0+kc) of op(A) into MR-row micro-panels: panel q holds, for
-    /// each p, the MR values op(A)[i0+q*MR+r, p0+p] (zero past row mc), except for a split tail (<see cref="SplitTail"/>),
-    /// whose last two panels hold the rows <see cref="Panel"/> gives them.
+    /// each p, the MR values op(A)[i0+q*MR+r, p0+p] (zero past row mc), except that with <paramref name="splitTail"/>
+    /// (A as stored; see <see cref="SplitTail"/>) the last two panels hold the rows
+    /// <see cref="Panel"/> gives them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackA(in GemmBlocking bk, bool transA, float* a, nint lda, int i0, int mc, int p0, int kc, float* dst)
+    internal static void PackA(in GemmBlocking bk, bool transA, float* a, nint lda, int i0, int mc, int p0, int kc, float* dst, bool splitTail)
     {
         int mr = bk.MR;
         if (!transA)
         {
             // op(A)[i, p] = a[i*lda + p].
-            bool split = SplitTail(bk, transA, mc);
             int panels = (mc + mr - 1) / mr;
             for (int q = 0; q < panels; q++, dst += (nint)mr * kc)
             {
-                var (row, rows) = Panel(mr, mc, q, split);
+                var (row, rows) = Panel(mr, mc, q, splitTail);
                 PackInterleave(a + (i0 + row) * lda + p0, lda, rows, mr, kc, dst);
             }
         }
