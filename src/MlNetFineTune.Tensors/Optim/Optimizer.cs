@@ -170,8 +170,7 @@ public abstract class Optimizer
         foreach (var group in _groups)
             foreach (var p in group.Parameters)
             {
-                if (setToNone || p.Grad is null) p.ZeroGrad();
-                else if (p.Grad.IsContiguous && p.Grad.Storage is float[]) p.Grad.AsSpan().Clear();
+                if (!setToNone && p.Grad is { IsContiguous: true, Storage: float[] }) p.Grad.AsSpan().Clear();
                 else p.ZeroGrad();
             }
     }
