@@ -157,10 +157,11 @@ public sealed class GemmTests
         { 7, 13, 5 },
         { 6, 16, 8 },
         { 17, 33, 65 },
-        { 13, 47, 257 },    // k straddles KC (256)
+        { 13, 47, 257 },
+        { 9, 21, 1030 },    // k straddles the Vector256 KC (1024): two k blocks at the default blocking
         { 12, 32, 192 },    // exactly one Vector512 tile, kc = KC(512)
         { 25, 65, 193 },
-        { 150, 40, 30 },    // m straddles MC (144 for Vector256)
+        { 150, 40, 30 },    // m straddles MC (96 for Vector256)
         { 64, 64, 64 },
     };
 

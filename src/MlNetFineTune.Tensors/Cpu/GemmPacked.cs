@@ -19,10 +19,14 @@ internal readonly record struct GemmBlocking(SimdLevel Level, int MR, int NR, in
         {
             // B micro-panel 192*32*4 = 24 KB, A block 240*192*4 = 180 KB, B block 192*4096*4 = 3 MB.
             SimdLevel.Vector512 => new GemmBlocking(level, 12, 32, 192, 240, 4096),
-            // B micro-panel 384*16*4 = 24 KB, A block 144*384*4 = 216 KB, B block 384*4096*4 = 6 MB. KC 384 against
-            // 256 (2 threads, interleaved calls): 2048^3 144 -> 151 GFLOP/s median, 1024^3 155 -> 158,
-            // 4096x256x1024 NT 160 -> 164 (C is read and written k/KC times); 512^3 unchanged.
-            SimdLevel.Vector256 => new GemmBlocking(level, 6, 16, 384, 144, 4096),
+            // KC 1024, MC 96, NC 2048: B micro-panel 1024*16*4 = 64 KB (streamed from L2 under the kernel's B prefetch),
+            // A block 96*1024*4 = 384 KB (L2), B block 1024*2048*4 = 8 MB (L3, shared). A product with k <= 1024 runs
+            // in one k block: C is written once and every kernel call runs the whole depth. Against the earlier 384 /
+            // 144 / 4096 (2 threads, interleaved calls, a quiet spell, median GFLOP/s): 4096x256x1024 NN 156 -> 173,
+            // NT 157 -> 176, 1024^3 152 -> 161, 2048^3 158 -> 162, 1024x4096x1024 125 -> 134; k <= 384 unchanged, and
+            // the split-k weight-gradient shapes (segments of 1024) unchanged. NC 2048 against 4096: the same speed,
+            // half the packed-B buffer.
+            SimdLevel.Vector256 => new GemmBlocking(level, 6, 16, 1024, 96, 2048),
             _ => new GemmBlocking(SimdLevel.Scalar, 4, 4, 256, 128, 4096),
         };
         if (Gemm.BlockingOverride is { } o)
