@@ -58,6 +58,13 @@ public sealed class ConvKernelTests
         // the vector transforms with scalar tails, odd output sizes, padding 2; chunks of 3 tile rows across images.
         ["winograd_wide_odd_p2_batch2"] = new(2, 3, 9, 37, 4, 3, 3, PH: 2, PW: 2),
         ["winograd_chunks_cross_images"] = new(3, 3, 7, 9, 2, 3, 3, PH: 1, PW: 1),
+        // Narrow planes (under 8 tiles per row): transforms over eight tiles at a time across tile rows and images
+        // (gathered lanes), with tails; even planes (every tile inside), odd ones (edge tiles), one tile per image.
+        ["winograd_narrow_8x8_batch3"] = new(3, 5, 8, 8, 6, 3, 3, PH: 1, PW: 1),
+        ["winograd_narrow_odd_7x5_batch4"] = new(4, 3, 7, 5, 4, 3, 3, PH: 1, PW: 1),
+        ["winograd_narrow_4x4_batch5"] = new(5, 4, 4, 4, 3, 3, 3, PH: 1, PW: 1),
+        ["winograd_narrow_2x2_p0_batch9"] = new(9, 2, 4, 4, 3, 3, 3),
+        ["winograd_narrow_p2_batch3"] = new(3, 2, 5, 6, 3, 3, 3, PH: 2, PW: 2),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         // A dilated tap that stays in the left padding for a whole output row (the row-clamped im2col once sliced
         // the input from before its start here).
@@ -108,13 +115,20 @@ public sealed class ConvKernelTests
     [InlineData("single_channel_c1")]
     [InlineData("winograd_wide_odd_p2_batch2")]
     [InlineData("winograd_chunks_cross_images")]
+    [InlineData("winograd_narrow_8x8_batch3")]
+    [InlineData("winograd_narrow_odd_7x5_batch4")]
+    [InlineData("winograd_narrow_4x4_batch5")]
+    [InlineData("winograd_narrow_2x2_p0_batch9")]
+    [InlineData("winograd_narrow_p2_batch3")]
     public void Conv2d_Winograd_MatchesNaive(string name)
     {
         // Every channel count takes the Winograd path here (it starts at 16 channels otherwise); small chunks
         // make the tile rows of one chunk run on from one image into the next.
-        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes, wide = ConvWinograd.WideChannels;
+        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes, narrow = ConvWinograd.NarrowMinChannels, scalarNarrow = ConvWinograd.ScalarNarrowMinChannels, narrowChunks = ConvWinograd.NarrowMinChunks;
         ConvWinograd.MinChannels = 1;
-        ConvWinograd.WideChannels = 1;
+        ConvWinograd.NarrowMinChannels = 1;
+        ConvWinograd.ScalarNarrowMinChannels = 1;
+        ConvWinograd.NarrowMinChunks = 1;
         ConvWinograd.ChunkBytes = name == "winograd_chunks_cross_images" ? 64 * 3 * 5 * 3 : chunkBytes;
         try
         {
@@ -125,7 +139,9 @@ public sealed class ConvKernelTests
         {
             ConvWinograd.MinChannels = minChannels;
             ConvWinograd.ChunkBytes = chunkBytes;
-            ConvWinograd.WideChannels = wide;
+            ConvWinograd.NarrowMinChannels = narrow;
+            ConvWinograd.ScalarNarrowMinChannels = scalarNarrow;
+            ConvWinograd.NarrowMinChunks = narrowChunks;
         }
     }
 

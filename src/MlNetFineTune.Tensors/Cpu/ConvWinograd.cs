@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MlNetFineTune.Tensors.Cpu;
 
@@ -49,14 +50,36 @@ internal static class ConvWinograd
         => Enabled && s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1 && s.DilationH == 1 &&
            s.DilationW == 1 && s.Groups == 1 && s.PadH <= 2 && s.PadW <= 2 &&
            Math.Min(s.C, s.OutC) >= MinChannels && Math.Max(s.C, s.OutC) <= MaxChannels &&
-           (s.OW >= 15 || Math.Min(s.C, s.OutC) >= WideChannels);
+           (s.OW >= 15 || NarrowPays(s));
 
     /// <summary>
-    /// Below 8 tiles per row (outputs narrower than 15) the transforms run scalar, which pays only with this many
-    /// channels (ResNet-18 64 x 64, forward / weight-gradient ms: 8x8 outputs at 128 channels 9.5-12.8 / 11.7-13.8
-    /// against 9.5 / 8.9 for im2col + GEMM; 4x4 outputs at 256 channels 8.5 / 9.3 against 10.3 / 10.0).
+    /// Outputs narrower than 15 (under 8 tiles per row) transform eight tiles at a time across tile rows and images
+    /// with AVX2 gathers (<see cref="Narrow"/>); that pays from this many channels, with at least
+    /// <see cref="NarrowMinChunks"/> chunks so both threads transform. 2 threads, ms forward / input gradient / weight
+    /// gradient against im2col + GEMM: batch 64, 8x8 outputs at 128 channels 8.0 / 8.2 / 9.2 against 13.4 / 13.7 /
+    /// 14.1 (and 13.1 / 13.4 / 15.5 with the transforms one tile at a time); 4x4 at 256 channels 9.1 / 9.5 / 10.3
+    /// against 15.4 / 17.0 / 17.4; 8x8 at 64 channels 3.3 / 3.5 / 3.6 against 4.0 / 4.1 / 4.2; 8x8 at 32 channels
+    /// 2.2 / 2.2 / 2.5 against 1.6 / 1.5 / 1.5 (not taken); batch 16, 7x7 at 128 channels, one chunk, 3.4 / 3.2 /
+    /// 4.6 against 3.1 / 2.7 / 3.1 (not taken).
     /// </summary>
-    internal static int WideChannels = 256;
+    internal static int NarrowMinChannels = 64;
+
+    /// <summary>Chunks a narrow plane needs for the Winograd path (see <see cref="NarrowMinChannels"/>; tests lower it).</summary>
+    internal static int NarrowMinChunks = 2;
+
+    /// <summary>
+    /// Without AVX2 the narrow transforms run one tile at a time, which pays only with this many channels (ResNet-18
+    /// 64 x 64, forward / weight-gradient ms: 8x8 outputs at 128 channels 9.5-12.8 / 11.7-13.8 against 9.5 / 8.9 for
+    /// im2col + GEMM; 4x4 outputs at 256 channels 8.5 / 9.3 against 10.3 / 10.0).
+    /// </summary>
+    internal static int ScalarNarrowMinChannels = 256;
+
+    private static bool NarrowPays(in Conv2dShape s)
+    {
+        int channels = Math.Min(s.C, s.OutC);
+        if (!Narrow((s.OW + 1) / 2)) return channels >= ScalarNarrowMinChannels;
+        return channels >= NarrowMinChannels && new Plan(s).Chunks >= NarrowMinChunks;
+    }
 
     /// <summary>y = conv(x, w) + bias for a shape where <see cref="Applies"/>.</summary>
     internal static void Forward(in Conv2dShape s, float[] x, float[] w, float[]? bias, float[] y)
@@ -120,11 +143,18 @@ internal static class ConvWinograd
                     for (int k = k0; k < k1; k++)
                     {
                         var (g0, g1, nt) = plan.Chunk(k);
-                        foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
+                        if (ws.Tiles != null)
                         {
-                            InputTransform(shape, x, n, i0, i1, plan.Tw, ws.V, nt, off, ws.Phases);
-                            GradientTransform(shape, gy, n, i0, i1, plan.Tw, ws.M, nt, off);
+                            ws.Prepare(shape, plan, g0, g1);
+                            InputTransformNarrow(shape, x, ws.Segments!, ws.Tiles, plan.Tw, ws.V, nt, ws.Phases);
+                            GradientTransformNarrow(shape, gy, ws.Tiles, ws.M, nt);
                         }
+                        else
+                            foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
+                            {
+                                InputTransform(shape, x, n, i0, i1, plan.Tw, ws.V, nt, off, ws.Phases);
+                                GradientTransform(shape, gy, n, i0, i1, plan.Tw, ws.M, nt, off);
+                            }
                         int o = shape.OutC, cc = shape.C;
                         for (int e = 0; e < 16; e++)
                             Gemm.Sgemm(false, true, o, cc, nt, ws.M, e * o * nt, nt, ws.V, e * cc * nt, nt, du, e * o * cc, cc, k > k0);
@@ -183,12 +213,31 @@ internal static class ConvWinograd
     private sealed class Workspace : IDisposable
     {
         public readonly float[] V, M, Phases;
+        /// <summary>For narrow planes (see <see cref="Narrow"/>): the chunk's segments and where its tiles lie.</summary>
+        public readonly NarrowTiles? Tiles;
+        public readonly (int N, int I0, int I1, int Off)[]? Segments;
 
         public Workspace(in Conv2dShape s, in Plan plan)
         {
             V = ArrayPool<float>.Shared.Rent(16 * s.C * plan.MaxTiles);
             M = ArrayPool<float>.Shared.Rent(16 * s.OutC * plan.MaxTiles);
-            Phases = ArrayPool<float>.Shared.Rent(2 * (2 * plan.Rows + 2) * (plan.Tw + 1));
+            // A narrow chunk holds the phase rows of all its segments (each at least one tile row: at most 4 rows per
+            // tile row); a wide one those of one segment.
+            bool narrow = Narrow(plan.Tw);
+            Phases = ArrayPool<float>.Shared.Rent(2 * ((narrow ? 4 : 2) * plan.Rows + 2) * (plan.Tw + 1));
+            if (narrow)
+            {
+                Tiles = new NarrowTiles(plan.MaxTiles, plan.Rows + 1);
+                Segments = new (int, int, int, int)[plan.Rows + 1];
+            }
+        }
+
+        /// <summary>Lays out chunk [g0, g1) for the narrow transforms; returns its segment count.</summary>
+        public void Prepare(in Conv2dShape s, in Plan plan, long g0, long g1)
+        {
+            int count = 0;
+            foreach (var seg in plan.Segments(g0, g1)) Segments![count++] = seg;
+            Tiles!.Fill(s, Segments!, count, plan.Tw, plan.Tw + 1);
         }
 
         public void Dispose()
@@ -196,6 +245,7 @@ internal static class ConvWinograd
             ArrayPool<float>.Shared.Return(V);
             ArrayPool<float>.Shared.Return(M);
             ArrayPool<float>.Shared.Return(Phases);
+            Tiles?.Dispose();
         }
     }
 
@@ -244,22 +294,12 @@ internal static class ConvWinograd
                             {
                                 var g00 = Vector256.Load(e0 + jj); var g01 = Vector256.Load(o0 + jj);
                                 var g10 = Vector256.Load(e1 + jj); var g11 = Vector256.Load(o1 + jj);
-                                float* q = dst + t0 + jj;
-                                Row(q, 0, g00, g01, es);
-                                Row(q, 4 * es, g00 + g10, g01 + g11, es);
-                                Row(q, 8 * es, g00 - g10, g01 - g11, es);
-                                Row(q, 12 * es, -g10, -g11, es);
+                                GradientRows(dst + t0 + jj, g00, g01, g10, g11, es);
                             }
                         }
                         for (; jj < tw; jj++)
                         {
-                            float g00 = e0[jj], g01 = o0[jj], g10 = e1[jj], g11 = o1[jj];
-                            // Rows of A dY: (g0), (g0 + g1), (g0 - g1), (-g1); each row (a, b) times A^T: a, a + b, a - b, -b.
-                            float* q = dst + t0 + jj;
-                            RowScalar(q, 0, g00, g01, es);
-                            RowScalar(q, 4 * es, g00 + g10, g01 + g11, es);
-                            RowScalar(q, 8 * es, g00 - g10, g01 - g11, es);
-                            RowScalar(q, 12 * es, -g10, -g11, es);
+                            GradientTileScalar(dst + t0 + jj, e0[jj], o0[jj], e1[jj], o1[jj], es);
                         }
                     }
                 }
@@ -269,14 +309,18 @@ internal static class ConvWinograd
         {
             if (rented != null) ArrayPool<float>.Shared.Return(rented);
         }
+    }
 
-        static void RowScalar(float* q, long off, float a, float b, long es)
-        {
-            q[off] = a;
-            q[off + es] = a + b;
-            q[off + 2 * es] = a - b;
-            q[off + 3 * es] = -b;
-        }
+    // M for eight tiles from their 2x2 gradient tiles: the rows of A dY, (g0), (g0 + g1), (g0 - g1), (-g1), each row
+    // (a, b) times A^T: a, a + b, a - b, -b.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void GradientRows(float* q, Vector256<float> g00, Vector256<float> g01, Vector256<float> g10,
+        Vector256<float> g11, long es)
+    {
+        Row(q, 0, g00, g01, es);
+        Row(q, 4 * es, g00 + g10, g01 + g11, es);
+        Row(q, 8 * es, g00 - g10, g01 - g11, es);
+        Row(q, 12 * es, -g10, -g11, es);
 
         static void Row(float* q, long off, Vector256<float> a, Vector256<float> b, long es)
         {
@@ -284,6 +328,23 @@ internal static class ConvWinograd
             (a + b).Store(q + off + es);
             (a - b).Store(q + off + 2 * es);
             (-b).Store(q + off + 3 * es);
+        }
+    }
+
+    // M for one tile, with the same sums as GradientRows.
+    private static unsafe void GradientTileScalar(float* q, float g00, float g01, float g10, float g11, long es)
+    {
+        Row(q, 0, g00, g01, es);
+        Row(q, 4 * es, g00 + g10, g01 + g11, es);
+        Row(q, 8 * es, g00 - g10, g01 - g11, es);
+        Row(q, 12 * es, -g10, -g11, es);
+
+        static void Row(float* q, long off, float a, float b, long es)
+        {
+            q[off] = a;
+            q[off + es] = a + b;
+            q[off + 2 * es] = a - b;
+            q[off + 3 * es] = -b;
         }
     }
 
@@ -374,8 +435,14 @@ internal static class ConvWinograd
             for (int k = k0; k < k1; k++)
             {
                 var (g0, g1, nt) = plan.Chunk(k);
-                foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
-                    InputTransform(shape, x, n, i0, i1, plan.Tw, ws.V, nt, off, ws.Phases);
+                if (ws.Tiles != null)
+                {
+                    ws.Prepare(shape, plan, g0, g1);
+                    InputTransformNarrow(shape, x, ws.Segments!, ws.Tiles, plan.Tw, ws.V, nt, ws.Phases);
+                }
+                else
+                    foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
+                        InputTransform(shape, x, n, i0, i1, plan.Tw, ws.V, nt, off, ws.Phases);
                 int oc = shape.OutC, cc = shape.C;
                 for (int e = 0; e < 16; e++)
                 {
@@ -384,8 +451,10 @@ internal static class ConvWinograd
                     else
                         Gemm.Sgemm(false, false, oc, nt, cc, u, e * oc * cc, cc, ws.V, e * cc * nt, nt, ws.M, e * oc * nt, nt, false);
                 }
-                foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
-                    OutputTransform(shape, ws.M, n, i0, i1, plan.Tw, nt, off, bias, y);
+                if (ws.Tiles != null) OutputTransformNarrow(shape, ws.M, ws.Tiles, nt, bias, y);
+                else
+                    foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
+                        OutputTransform(shape, ws.M, n, i0, i1, plan.Tw, nt, off, bias, y);
             }
         });
     }
@@ -412,22 +481,7 @@ internal static class ConvWinograd
             {
                 // Padded rows 2*i0 .. 2*i1 + 1 of this channel, split into even and odd padded columns: tile j
                 // reads columns 2j .. 2j + 3 = even[j], odd[j], even[j + 1], odd[j + 1].
-                float* src = px + ((long)n * c + ch) * hw;
-                for (int r = 0; r < prow; r++)
-                {
-                    int ih = 2 * i0 + r - s.PadH;
-                    float* e = even + r * wq, o = odd + r * wq;
-                    if ((uint)ih >= (uint)h)
-                    {
-                        new Span<float>(e, wq).Clear();
-                        new Span<float>(o, wq).Clear();
-                        continue;
-                    }
-                    // Even phase q reads input column 2q - PadW, odd phase 2q + 1 - PadW; zero outside [0, w).
-                    float* row = src + ih * w;
-                    Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2));
-                    Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2));
-                }
+                BuildPhases(s, px + ((long)n * c + ch) * hw, i0, prow, wq, even, odd);
                 float* dst = pv + (long)ch * nt;
                 long es = (long)c * nt; // stride between the 16 V matrices
                 for (int i = i0; i < i1; i++)
@@ -447,46 +501,315 @@ internal static class ConvWinograd
                             var d22 = Vector256.Load(even + (r0 + 2) * wq + j + 1); var d23 = Vector256.Load(odd + (r0 + 2) * wq + j + 1);
                             var d30 = Vector256.Load(even + (r0 + 3) * wq + j); var d31 = Vector256.Load(odd + (r0 + 3) * wq + j);
                             var d32 = Vector256.Load(even + (r0 + 3) * wq + j + 1); var d33 = Vector256.Load(odd + (r0 + 3) * wq + j + 1);
-                            // Rows of B^T d.
-                            var b00 = d00 - d20; var b01 = d01 - d21; var b02 = d02 - d22; var b03 = d03 - d23;
-                            var b10 = d10 + d20; var b11 = d11 + d21; var b12 = d12 + d22; var b13 = d13 + d23;
-                            var b20 = d20 - d10; var b21 = d21 - d11; var b22 = d22 - d12; var b23 = d23 - d13;
-                            var b30 = d10 - d30; var b31 = d11 - d31; var b32 = d12 - d32; var b33 = d13 - d33;
-                            float* o = dst + t0 + j;
-                            Store4(b00, b01, b02, b03, o, 0 * es, es);
-                            Store4(b10, b11, b12, b13, o, 4 * es, es);
-                            Store4(b20, b21, b22, b23, o, 8 * es, es);
-                            Store4(b30, b31, b32, b33, o, 12 * es, es);
+                            InputRows(d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33, dst + t0 + j, es);
                         }
                     }
-                    for (; j < tw; j++)
+                    for (; j < tw; j++) InputTileScalar(even, odd, wq, (r0 * wq) + j, dst + t0 + j, es, d, bt);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Turns off the gathered transforms of narrow planes (for measurements and tests): a field without an initialiser,
+    /// as in GemmKernels.
+    /// </summary>
+    internal static bool NoNarrowVector;
+
+    // index[q] = (q / tw) * rowStride + (q % tw) * colStep: where lane q of a narrow plane's tile run starts.
+    private static void NarrowIndex(Span<int> index, int tw, int rowStride, int colStep)
+    {
+        for (int q = 0, row = 0, col = 0; q < index.Length; q++)
+        {
+            index[q] = row + col;
+            col += colStep;
+            if (col == tw * colStep) { col = 0; row += rowStride; }
+        }
+    }
+
+    // V for eight tiles from their 4x4 patches d[a][b]: the rows of B^T d, each times B.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void InputRows(
+        Vector256<float> d00, Vector256<float> d01, Vector256<float> d02, Vector256<float> d03,
+        Vector256<float> d10, Vector256<float> d11, Vector256<float> d12, Vector256<float> d13,
+        Vector256<float> d20, Vector256<float> d21, Vector256<float> d22, Vector256<float> d23,
+        Vector256<float> d30, Vector256<float> d31, Vector256<float> d32, Vector256<float> d33, float* o, long es)
+    {
+        // Rows of B^T d.
+        var b00 = d00 - d20; var b01 = d01 - d21; var b02 = d02 - d22; var b03 = d03 - d23;
+        var b10 = d10 + d20; var b11 = d11 + d21; var b12 = d12 + d22; var b13 = d13 + d23;
+        var b20 = d20 - d10; var b21 = d21 - d11; var b22 = d22 - d12; var b23 = d23 - d13;
+        var b30 = d10 - d30; var b31 = d11 - d31; var b32 = d12 - d32; var b33 = d13 - d33;
+        Store4(b00, b01, b02, b03, o, 0 * es, es);
+        Store4(b10, b11, b12, b13, o, 4 * es, es);
+        Store4(b20, b21, b22, b23, o, 8 * es, es);
+        Store4(b30, b31, b32, b33, o, 12 * es, es);
+    }
+
+    // V for one tile whose patch starts at phase element `start` (patch row r0, tile column j: r0 * wq + j), with the
+    // same sums as InputRows.
+    private static unsafe void InputTileScalar(float* even, float* odd, int wq, int start, float* o, long es, float* d, float* bt)
+    {
+        for (int a = 0; a < 4; a++)
+        {
+            // Patch columns 2j .. 2j + 3 are even[j], odd[j], even[j + 1], odd[j + 1].
+            int at = start + a * wq;
+            d[4 * a] = even[at];
+            d[4 * a + 1] = odd[at];
+            d[4 * a + 2] = even[at + 1];
+            d[4 * a + 3] = odd[at + 1];
+        }
+        for (int b = 0; b < 4; b++)
+        {
+            bt[b] = d[b] - d[8 + b];
+            bt[4 + b] = d[4 + b] + d[8 + b];
+            bt[8 + b] = d[8 + b] - d[4 + b];
+            bt[12 + b] = d[4 + b] - d[12 + b];
+        }
+        for (int a = 0; a < 4; a++)
+        {
+            float* r = bt + 4 * a;
+            o[(4 * a + 0) * es] = r[0] - r[2];
+            o[(4 * a + 1) * es] = r[1] + r[2];
+            o[(4 * a + 2) * es] = r[2] - r[1];
+            o[(4 * a + 3) * es] = r[1] - r[3];
+        }
+    }
+
+    // The phase rows of padded rows 2*i0 .. 2*i0 + prow - 1 of one input plane: even[r * wq + q] holds padded column 2q,
+    // odd[r * wq + q] padded column 2q + 1 (0 in the padding).
+    private static unsafe void BuildPhases(in Conv2dShape s, float* src, int i0, int prow, int wq, float* even, float* odd)
+    {
+        int h = s.H, w = s.W;
+        for (int r = 0; r < prow; r++)
+        {
+            int ih = 2 * i0 + r - s.PadH;
+            float* e = even + r * wq, o = odd + r * wq;
+            if ((uint)ih >= (uint)h)
+            {
+                new Span<float>(e, wq).Clear();
+                new Span<float>(o, wq).Clear();
+                continue;
+            }
+            // Even phase q reads input column 2q - PadW, odd phase 2q + 1 - PadW; zero outside [0, w).
+            float* row = src + ih * w;
+            Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2));
+            Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2));
+        }
+    }
+
+    /// <summary>
+    /// Whether a chunk's transforms run across its tiles in order, eight at a time (tile rows and images one after
+    /// the other), instead of along each tile row: planes under 8 tiles per row (outputs narrower than 15), where the
+    /// row-wise vectors never fill. Needs AVX2's gathers for the input patches.
+    /// </summary>
+    private static bool Narrow(int tw) => tw < 8 && !NoNarrowVector && Avx2.IsSupported &&
+        Simd.Level >= SimdLevel.Vector256 && Vector256.IsHardwareAccelerated;
+
+    /// <summary>Where each tile of a chunk lies, for the narrow transforms (see <see cref="Narrow"/>).</summary>
+    private sealed class NarrowTiles : IDisposable
+    {
+        /// <summary>Tile t's first phase element (of its image's phase rows, which follow each other).</summary>
+        public readonly int[] Phase;
+        /// <summary>Tile t's top-left output element in an [N, OutC, OH, OW] array at channel 0.</summary>
+        public readonly int[] Output;
+        /// <summary>Tile t: bit 0 set when its right column is inside the output, bit 1 when its lower row is.</summary>
+        public readonly byte[] Inside;
+        /// <summary>Per segment: its phase row base (in rows); the phase rows in all.</summary>
+        public readonly int[] SegmentRow;
+        public int Rows, Count;
+        public bool AllInside;
+
+        public NarrowTiles(int maxTiles, int maxSegments)
+        {
+            Phase = ArrayPool<int>.Shared.Rent(maxTiles);
+            Output = ArrayPool<int>.Shared.Rent(maxTiles);
+            Inside = ArrayPool<byte>.Shared.Rent(maxTiles);
+            SegmentRow = ArrayPool<int>.Shared.Rent(maxSegments);
+        }
+
+        public void Fill(in Conv2dShape s, (int N, int I0, int I1, int Off)[] segments, int count, int tw, int wq)
+        {
+            int rows = 0;
+            bool all = true;
+            for (int k = 0; k < count; k++)
+            {
+                var (n, i0, i1, off) = segments[k];
+                SegmentRow[k] = rows;
+                for (int i = i0; i < i1; i++)
+                    for (int j = 0; j < tw; j++)
                     {
-                        for (int a = 0; a < 4; a++)
+                        int t = off + (i - i0) * tw + j;
+                        Phase[t] = (rows + 2 * (i - i0)) * wq + j;
+                        Output[t] = checked(n * s.OutC * s.OH * s.OW + 2 * i * s.OW + 2 * j);
+                        byte inside = (byte)((2 * j + 1 < s.OW ? 1 : 0) | (2 * i + 1 < s.OH ? 2 : 0));
+                        Inside[t] = inside;
+                        all &= inside == 3;
+                    }
+                rows += 2 * (i1 - i0) + 2;
+            }
+            Rows = rows;
+            AllInside = all;
+            Count = count;
+        }
+
+        public void Dispose()
+        {
+            ArrayPool<int>.Shared.Return(Phase);
+            ArrayPool<int>.Shared.Return(Output);
+            ArrayPool<byte>.Shared.Return(Inside);
+            ArrayPool<int>.Shared.Return(SegmentRow);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="InputTransform"/> of a whole chunk of a narrow plane: per channel, the phase rows of every segment,
+    /// then eight tiles at a time in tile order, each lane gathering its patch.
+    /// </summary>
+    private static unsafe void InputTransformNarrow(in Conv2dShape s, float[] x, (int N, int I0, int I1, int Off)[] segments,
+        NarrowTiles tiles, int tw, float[] v, int nt, float[] phases)
+    {
+        int c = s.C, hw = s.H * s.W, wq = tw + 1, plane = tiles.Rows * wq;
+        if ((long)16 * c * nt > v.Length || 2L * plane > phases.Length)
+            throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
+        float* d = stackalloc float[16];
+        float* bt = stackalloc float[16];
+        long es = (long)c * nt;
+        fixed (float* pv = v, pp = phases, px = x)
+        fixed (int* pidx = tiles.Phase)
+        {
+            float* even = pp, odd = pp + plane;
+            for (int ch = 0; ch < c; ch++)
+            {
+                for (int k = 0; k < tiles.Count; k++)
+                {
+                    var (n, i0, i1, _) = segments[k];
+                    int r = tiles.SegmentRow[k];
+                    BuildPhases(s, px + ((long)n * c + ch) * hw, i0, 2 * (i1 - i0) + 2, wq, even + r * wq, odd + r * wq);
+                }
+                float* dst = pv + (long)ch * nt;
+                float* e1 = even + wq, o1 = odd + wq, e2 = even + 2 * wq, o2 = odd + 2 * wq, e3 = even + 3 * wq, o3 = odd + 3 * wq;
+                int t = 0;
+                for (; t + 8 <= nt; t += 8)
+                {
+                    var ix = Vector256.Load(pidx + t);
+                    var d00 = Avx2.GatherVector256(even, ix, 4); var d01 = Avx2.GatherVector256(odd, ix, 4);
+                    var d02 = Avx2.GatherVector256(even + 1, ix, 4); var d03 = Avx2.GatherVector256(odd + 1, ix, 4);
+                    var d10 = Avx2.GatherVector256(e1, ix, 4); var d11 = Avx2.GatherVector256(o1, ix, 4);
+                    var d12 = Avx2.GatherVector256(e1 + 1, ix, 4); var d13 = Avx2.GatherVector256(o1 + 1, ix, 4);
+                    var d20 = Avx2.GatherVector256(e2, ix, 4); var d21 = Avx2.GatherVector256(o2, ix, 4);
+                    var d22 = Avx2.GatherVector256(e2 + 1, ix, 4); var d23 = Avx2.GatherVector256(o2 + 1, ix, 4);
+                    var d30 = Avx2.GatherVector256(e3, ix, 4); var d31 = Avx2.GatherVector256(o3, ix, 4);
+                    var d32 = Avx2.GatherVector256(e3 + 1, ix, 4); var d33 = Avx2.GatherVector256(o3 + 1, ix, 4);
+                    InputRows(d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33, dst + t, es);
+                }
+                for (; t < nt; t++) InputTileScalar(even, odd, wq, pidx[t], dst + t, es, d, bt);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="OutputTransform"/> of a whole chunk of a narrow plane: eight tiles at a time in tile order (M is
+    /// contiguous over tiles), each lane's 2x2 outputs then written where its tile lies.
+    /// </summary>
+    private static unsafe void OutputTransformNarrow(in Conv2dShape s, float[] m, NarrowTiles tiles, int nt, float[]? bias, float[] y)
+    {
+        int oc = s.OutC, ow = s.OW, op = s.OH * ow;
+        long es = (long)oc * nt;
+        if (16 * es > m.Length) throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
+        float* lanes = stackalloc float[32];
+        fixed (float* pm = m, py = y)
+        fixed (int* pos = tiles.Output)
+        fixed (byte* inside = tiles.Inside)
+        {
+            for (int o = 0; o < oc; o++)
+            {
+                float b = bias?[o] ?? 0f;
+                var vb = Vector256.Create(b);
+                float* src = pm + (long)o * nt;
+                float* yo = py + (long)o * op;
+                int t = 0;
+                for (; t + 8 <= nt; t += 8)
+                {
+                    float* q = src + t;
+                    var m00 = Vector256.Load(q); var m01 = Vector256.Load(q + es); var m02 = Vector256.Load(q + 2 * es); var m03 = Vector256.Load(q + 3 * es);
+                    var m10 = Vector256.Load(q + 4 * es); var m11 = Vector256.Load(q + 5 * es); var m12 = Vector256.Load(q + 6 * es); var m13 = Vector256.Load(q + 7 * es);
+                    var m20 = Vector256.Load(q + 8 * es); var m21 = Vector256.Load(q + 9 * es); var m22 = Vector256.Load(q + 10 * es); var m23 = Vector256.Load(q + 11 * es);
+                    var m30 = Vector256.Load(q + 12 * es); var m31 = Vector256.Load(q + 13 * es); var m32 = Vector256.Load(q + 14 * es); var m33 = Vector256.Load(q + 15 * es);
+                    // s = A^T m (2 x 4), then Y = s A (2 x 2): the same sums as OutputTransform's.
+                    var s00 = m00 + m10 + m20; var s01 = m01 + m11 + m21; var s02 = m02 + m12 + m22; var s03 = m03 + m13 + m23;
+                    var s10 = m10 - m20 - m30; var s11 = m11 - m21 - m31; var s12 = m12 - m22 - m32; var s13 = m13 - m23 - m33;
+                    (s00 + s01 + s02 + vb).Store(lanes);
+                    (s01 - s02 - s03 + vb).Store(lanes + 8);
+                    (s10 + s11 + s12 + vb).Store(lanes + 16);
+                    (s11 - s12 - s13 + vb).Store(lanes + 24);
+                    for (int l = 0; l < 8; l++)
+                    {
+                        float* at = yo + pos[t + l];
+                        int ins = inside[t + l];
+                        at[0] = lanes[l];
+                        if ((ins & 1) != 0) at[1] = lanes[8 + l];
+                        if ((ins & 2) != 0)
                         {
-                            // Patch columns 2j .. 2j + 3 are even[j], odd[j], even[j + 1], odd[j + 1].
-                            int at = (r0 + a) * wq + j;
-                            d[4 * a] = even[at];
-                            d[4 * a + 1] = odd[at];
-                            d[4 * a + 2] = even[at + 1];
-                            d[4 * a + 3] = odd[at + 1];
-                        }
-                        for (int b = 0; b < 4; b++)
-                        {
-                            bt[b] = d[b] - d[8 + b];
-                            bt[4 + b] = d[4 + b] + d[8 + b];
-                            bt[8 + b] = d[8 + b] - d[4 + b];
-                            bt[12 + b] = d[4 + b] - d[12 + b];
-                        }
-                        float* o = dst + t0 + j;
-                        for (int a = 0; a < 4; a++)
-                        {
-                            float* r = bt + 4 * a;
-                            o[(4 * a + 0) * es] = r[0] - r[2];
-                            o[(4 * a + 1) * es] = r[1] + r[2];
-                            o[(4 * a + 2) * es] = r[2] - r[1];
-                            o[(4 * a + 3) * es] = r[1] - r[3];
+                            at[ow] = lanes[16 + l];
+                            if (ins == 3) at[ow + 1] = lanes[24 + l];
                         }
                     }
+                }
+                for (; t < nt; t++)
+                {
+                    float* q = src + t;
+                    float s0 = q[0] + q[4 * es] + q[8 * es], s1 = q[es] + q[5 * es] + q[9 * es];
+                    float s2 = q[2 * es] + q[6 * es] + q[10 * es], s3 = q[3 * es] + q[7 * es] + q[11 * es];
+                    float u0 = q[4 * es] - q[8 * es] - q[12 * es], u1 = q[5 * es] - q[9 * es] - q[13 * es];
+                    float u2 = q[6 * es] - q[10 * es] - q[14 * es], u3 = q[7 * es] - q[11 * es] - q[15 * es];
+                    float* at = yo + pos[t];
+                    int ins = inside[t];
+                    at[0] = s0 + s1 + s2 + b;
+                    if ((ins & 1) != 0) at[1] = s1 - s2 - s3 + b;
+                    if ((ins & 2) != 0)
+                    {
+                        at[ow] = u0 + u1 + u2 + b;
+                        if (ins == 3) at[ow + 1] = u1 - u2 - u3 + b;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="GradientTransform"/> of a whole chunk of a narrow plane: eight tiles at a time in tile order, each
+    /// lane gathering its 2x2 gradient tile (tiles past an odd output edge, and the last few, one at a time).
+    /// </summary>
+    private static unsafe void GradientTransformNarrow(in Conv2dShape s, float[] gy, NarrowTiles tiles, float[] m, int nt)
+    {
+        int oc = s.OutC, ow = s.OW, op = s.OH * ow;
+        long es = (long)oc * nt;
+        if (16 * es > m.Length) throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
+        int vectorTiles = tiles.AllInside ? nt & ~7 : 0;
+        fixed (float* pm = m, pg = gy)
+        fixed (int* pos = tiles.Output)
+        fixed (byte* inside = tiles.Inside)
+        {
+            for (int o = 0; o < oc; o++)
+            {
+                float* go = pg + (long)o * op;
+                float* dst = pm + (long)o * nt;
+                int t = 0;
+                for (; t < vectorTiles; t += 8)
+                {
+                    var ix = Vector256.Load(pos + t);
+                    var g00 = Avx2.GatherVector256(go, ix, 4); var g01 = Avx2.GatherVector256(go + 1, ix, 4);
+                    var g10 = Avx2.GatherVector256(go + ow, ix, 4); var g11 = Avx2.GatherVector256(go + ow + 1, ix, 4);
+                    GradientRows(dst + t, g00, g01, g10, g11, es);
+                }
+                for (; t < nt; t++)
+                {
+                    float* at = go + pos[t];
+                    int ins = inside[t];
+                    float g00 = at[0], g01 = (ins & 1) != 0 ? at[1] : 0f;
+                    float g10 = (ins & 2) != 0 ? at[ow] : 0f, g11 = ins == 3 ? at[ow + 1] : 0f;
+                    GradientTileScalar(dst + t, g00, g01, g10, g11, es);
                 }
             }
         }

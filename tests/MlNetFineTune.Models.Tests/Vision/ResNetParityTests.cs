@@ -36,9 +36,11 @@ public class ResNetParityTests
     {
         // The fixtures' 8-64 channels and 2x2-16x16 maps sit below the Winograd thresholds, so lower them: every
         // 3x3 stride-1 convolution (forward, input and weight gradients) then runs F(2x2, 3x3).
-        int minChannels = ConvWinograd.MinChannels, wide = ConvWinograd.WideChannels;
+        int minChannels = ConvWinograd.MinChannels, narrow = ConvWinograd.NarrowMinChannels, scalarNarrow = ConvWinograd.ScalarNarrowMinChannels, narrowChunks = ConvWinograd.NarrowMinChunks;
         ConvWinograd.MinChannels = 1;
-        ConvWinograd.WideChannels = 1;
+        ConvWinograd.NarrowMinChannels = 1;
+        ConvWinograd.ScalarNarrowMinChannels = 1;
+        ConvWinograd.NarrowMinChunks = 1;
         try
         {
             Assert.True(ConvWinograd.Applies(new Conv2dShape(2, 8, 16, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1)));
@@ -47,7 +49,9 @@ public class ResNetParityTests
         finally
         {
             ConvWinograd.MinChannels = minChannels;
-            ConvWinograd.WideChannels = wide;
+            ConvWinograd.NarrowMinChannels = narrow;
+            ConvWinograd.ScalarNarrowMinChannels = scalarNarrow;
+            ConvWinograd.NarrowMinChunks = narrowChunks;
         }
     }
 
