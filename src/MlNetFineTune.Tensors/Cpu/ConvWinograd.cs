@@ -349,33 +349,88 @@ internal static class ConvWinograd
     }
 
     /// <summary>gw[o, i] (+)= G^T dU[:, o, i] G (3x3 from 4x4); G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].</summary>
-    private static void InverseTransformWeights(float[] du, int oc, int c, float[] gw, bool accumulate)
+    private static unsafe void InverseTransformWeights(float[] du, int oc, int c, float[] gw, bool accumulate)
     {
         int plane = oc * c;
+        if ((long)plane * 16 > du.Length || (long)plane * 9 > gw.Length)
+            throw new InvalidOperationException("Conv2d Winograd: gradient or transform buffer too small.");
+        bool vector = Simd.Level >= SimdLevel.Vector256 && Vector256.IsHardwareAccelerated;
         WorkerPool.For(plane, 1024, (p0, p1) =>
         {
             Span<float> t = stackalloc float[12];
-            for (int idx = p0; idx < p1; idx++)
+            float* lanes = stackalloc float[72];
+            int idx = p0;
+            fixed (float* pd = du, pg = gw)
             {
-                // t = G^T dU (3 x 4), by columns b.
-                for (int b = 0; b < 4; b++)
+                if (vector)
                 {
-                    float d0 = du[b * plane + idx], d1 = du[(4 + b) * plane + idx];
-                    float d2 = du[(8 + b) * plane + idx], d3 = du[(12 + b) * plane + idx];
-                    t[b] = d0 + 0.5f * (d1 + d2);
-                    t[4 + b] = 0.5f * (d1 - d2);
-                    t[8 + b] = 0.5f * (d1 + d2) + d3;
+                    // Eight kernels at a time: dU is contiguous over kernels; the nine results per kernel go out
+                    // through a transposing buffer (the kernels' 72 floats are consecutive in gw).
+                    var half = Vector256.Create(0.5f);
+                    for (; idx + 8 <= p1; idx += 8)
+                    {
+                        float* q = pd + idx;
+                        InverseColumn(q, plane, half, out var t00, out var t10, out var t20);
+                        InverseColumn(q + plane, plane, half, out var t01, out var t11, out var t21);
+                        InverseColumn(q + 2L * plane, plane, half, out var t02, out var t12, out var t22);
+                        InverseColumn(q + 3L * plane, plane, half, out var t03, out var t13, out var t23);
+                        InverseRow(lanes, t00, t01, t02, t03, half);
+                        InverseRow(lanes + 24, t10, t11, t12, t13, half);
+                        InverseRow(lanes + 48, t20, t21, t22, t23, half);
+                        float* dst = pg + (long)idx * 9;
+                        for (int l = 0; l < 8; l++)
+                            for (int k = 0; k < 9; k++)
+                            {
+                                if (accumulate) dst[l * 9 + k] += lanes[k * 8 + l];
+                                else dst[l * 9 + k] = lanes[k * 8 + l];
+                            }
+                    }
                 }
-                var dst = gw.AsSpan(idx * 9, 9);
-                for (int a = 0; a < 3; a++)
+                for (; idx < p1; idx++)
                 {
-                    float a0 = t[4 * a], a1 = t[4 * a + 1], a2 = t[4 * a + 2], a3 = t[4 * a + 3];
-                    float v0 = a0 + 0.5f * (a1 + a2), v1 = 0.5f * (a1 - a2), v2 = 0.5f * (a1 + a2) + a3;
-                    if (accumulate) { dst[3 * a] += v0; dst[3 * a + 1] += v1; dst[3 * a + 2] += v2; }
-                    else { dst[3 * a] = v0; dst[3 * a + 1] = v1; dst[3 * a + 2] = v2; }
+                    // t = G^T dU (3 x 4), by columns b.
+                    for (int b = 0; b < 4; b++)
+                    {
+                        float d0 = pd[b * plane + idx], d1 = pd[(4 + b) * plane + idx];
+                        float d2 = pd[(8 + b) * plane + idx], d3 = pd[(12 + b) * plane + idx];
+                        t[b] = d0 + 0.5f * (d1 + d2);
+                        t[4 + b] = 0.5f * (d1 - d2);
+                        t[8 + b] = 0.5f * (d1 + d2) + d3;
+                    }
+                    float* dst = pg + (long)idx * 9;
+                    for (int a = 0; a < 3; a++)
+                    {
+                        float a0 = t[4 * a], a1 = t[4 * a + 1], a2 = t[4 * a + 2], a3 = t[4 * a + 3];
+                        float v0 = a0 + 0.5f * (a1 + a2), v1 = 0.5f * (a1 - a2), v2 = 0.5f * (a1 + a2) + a3;
+                        if (accumulate) { dst[3 * a] += v0; dst[3 * a + 1] += v1; dst[3 * a + 2] += v2; }
+                        else { dst[3 * a] = v0; dst[3 * a + 1] = v1; dst[3 * a + 2] = v2; }
+                    }
                 }
             }
         });
+    }
+
+    // Column b of t = G^T dU for eight kernels (dU[b], dU[4 + b], dU[8 + b], dU[12 + b] at q, q + 4 plane, ...), with the
+    // scalar loop's sums.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void InverseColumn(float* q, int plane, Vector256<float> half,
+        out Vector256<float> t0, out Vector256<float> t1, out Vector256<float> t2)
+    {
+        var d0 = Vector256.Load(q); var d1 = Vector256.Load(q + 4L * plane);
+        var d2 = Vector256.Load(q + 8L * plane); var d3 = Vector256.Load(q + 12L * plane);
+        t0 = d0 + (d1 + d2) * half;
+        t1 = (d1 - d2) * half;
+        t2 = (d1 + d2) * half + d3;
+    }
+
+    // Row a of t times G for eight kernels: results 3a, 3a + 1, 3a + 2 at lanes[0], lanes[8], lanes[16].
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void InverseRow(float* lanes, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2,
+        Vector256<float> a3, Vector256<float> half)
+    {
+        (a0 + (a1 + a2) * half).Store(lanes);
+        ((a1 - a2) * half).Store(lanes + 8);
+        ((a1 + a2) * half + a3).Store(lanes + 16);
     }
 
     /// <summary>U[e, o, i] = (G g G^T)[e] for each kernel g = w[o, i] (16 matrices of OutC x C).</summary>
@@ -384,11 +439,32 @@ internal static class ConvWinograd
         int plane = oc * c;
         if ((long)plane * 9 > w.Length || (long)plane * 16 > u.Length)
             throw new InvalidOperationException("Conv2d Winograd: weight or transform buffer too small.");
+        bool gather = Avx2.IsSupported && Simd.Level >= SimdLevel.Vector256;
         WorkerPool.For(oc, Math.Max(1, 4096 / Math.Max(1, c)), (o0, o1) =>
         {
             fixed (float* pw = w, pu = u)
             {
-                for (int idx = o0 * c; idx < o1 * c; idx++)
+                int idx = o0 * c, end = o1 * c;
+                if (gather)
+                {
+                    // Eight kernels at a time (72 consecutive floats), element k of each gathered nine apart.
+                    var nine = Vector256.Create(0, 9, 18, 27, 36, 45, 54, 63);
+                    var half = Vector256.Create(0.5f);
+                    for (; idx + 8 <= end; idx += 8)
+                    {
+                        float* g = pw + (long)idx * 9;
+                        float* dst = pu + idx;
+                        var g0 = Avx2.GatherVector256(g, nine, 4); var g1 = Avx2.GatherVector256(g + 1, nine, 4); var g2 = Avx2.GatherVector256(g + 2, nine, 4);
+                        var g3 = Avx2.GatherVector256(g + 3, nine, 4); var g4 = Avx2.GatherVector256(g + 4, nine, 4); var g5 = Avx2.GatherVector256(g + 5, nine, 4);
+                        var g6 = Avx2.GatherVector256(g + 6, nine, 4); var g7 = Avx2.GatherVector256(g + 7, nine, 4); var g8 = Avx2.GatherVector256(g + 8, nine, 4);
+                        // Rows of G g, as the scalar loop computes them; then each row times G^T.
+                        WeightRow(dst, 0, g0, g1, g2, plane, half);
+                        WeightRow(dst, 4L * plane, (g0 + g3 + g6) * half, (g1 + g4 + g7) * half, (g2 + g5 + g8) * half, plane, half);
+                        WeightRow(dst, 8L * plane, (g0 - g3 + g6) * half, (g1 - g4 + g7) * half, (g2 - g5 + g8) * half, plane, half);
+                        WeightRow(dst, 12L * plane, g6, g7, g8, plane, half);
+                    }
+                }
+                for (; idx < end; idx++)
                 {
                     float* g = pw + (long)idx * 9;
                     float* dst = pu + idx;
@@ -413,6 +489,17 @@ internal static class ConvWinograd
                 }
             }
         });
+    }
+
+    // One row (t0, t1, t2) of G g for eight kernels times G^T: U[off + b * plane] for b = 0..3.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void WeightRow(float* dst, long off, Vector256<float> t0, Vector256<float> t1, Vector256<float> t2,
+        int plane, Vector256<float> half)
+    {
+        t0.Store(dst + off);
+        ((t0 + t1 + t2) * half).Store(dst + off + plane);
+        ((t0 - t1 + t2) * half).Store(dst + off + 2L * plane);
+        t2.Store(dst + off + 3L * plane);
     }
 
     /// <summary>The U matrix that matrix e of the flipped kernels transposes: rows and columns 0 and 3 swapped.</summary>
