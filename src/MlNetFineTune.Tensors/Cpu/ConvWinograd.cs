@@ -221,8 +221,8 @@ internal static class ConvWinograd
         {
             V = ArrayPool<float>.Shared.Rent(16 * s.C * plan.MaxTiles);
             M = ArrayPool<float>.Shared.Rent(16 * s.OutC * plan.MaxTiles);
-            // A narrow chunk holds the phase rows of all its segments (each at least one tile row: at most 4 rows per
-            // tile row); a wide one those of one segment.
+            // A narrow chunk holds the padded rows (2 (Tw + 1) floats each) of all its segments (each at least one tile
+            // row: at most 4 rows per tile row); a wide one the two phase rows of one segment.
             bool narrow = Narrow(plan.Tw);
             Phases = ArrayPool<float>.Shared.Rent(2 * ((narrow ? 4 : 2) * plan.Rows + 2) * (plan.Tw + 1));
             if (narrow)
@@ -237,7 +237,7 @@ internal static class ConvWinograd
         {
             int count = 0;
             foreach (var seg in plan.Segments(g0, g1)) Segments![count++] = seg;
-            Tiles!.Fill(s, Segments!, count, plan.Tw, plan.Tw + 1);
+            Tiles!.Fill(s, Segments!, count, plan.Tw, 2 * (plan.Tw + 1));
         }
 
         public void Dispose()
@@ -603,17 +603,6 @@ internal static class ConvWinograd
     /// </summary>
     internal static bool NoNarrowVector;
 
-    // index[q] = (q / tw) * rowStride + (q % tw) * colStep: where lane q of a narrow plane's tile run starts.
-    private static void NarrowIndex(Span<int> index, int tw, int rowStride, int colStep)
-    {
-        for (int q = 0, row = 0, col = 0; q < index.Length; q++)
-        {
-            index[q] = row + col;
-            col += colStep;
-            if (col == tw * colStep) { col = 0; row += rowStride; }
-        }
-    }
-
     // V for eight tiles from their 4x4 patches d[a][b]: the rows of B^T d, each times B.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void InputRows(
@@ -646,6 +635,12 @@ internal static class ConvWinograd
             d[4 * a + 2] = even[at + 1];
             d[4 * a + 3] = odd[at + 1];
         }
+        InputTileFromPatch(d, o, es, bt);
+    }
+
+    // V for one tile from its 4x4 patch d (row-major), with the same sums as InputRows.
+    private static unsafe void InputTileFromPatch(float* d, float* o, long es, float* bt)
+    {
         for (int b = 0; b < 4; b++)
         {
             bt[b] = d[b] - d[8 + b];
@@ -696,7 +691,7 @@ internal static class ConvWinograd
     /// <summary>Where each tile of a chunk lies, for the narrow transforms (see <see cref="Narrow"/>).</summary>
     private sealed class NarrowTiles : IDisposable
     {
-        /// <summary>Tile t's first phase element (of its image's phase rows, which follow each other).</summary>
+        /// <summary>Tile t's patch start in the chunk's padded rows (the segments' rows follow each other, pw apart).</summary>
         public readonly int[] Phase;
         /// <summary>Tile t's top-left output element in an [N, OutC, OH, OW] array at channel 0.</summary>
         public readonly int[] Output;
@@ -715,7 +710,7 @@ internal static class ConvWinograd
             SegmentRow = ArrayPool<int>.Shared.Rent(maxSegments);
         }
 
-        public void Fill(in Conv2dShape s, (int N, int I0, int I1, int Off)[] segments, int count, int tw, int wq)
+        public void Fill(in Conv2dShape s, (int N, int I0, int I1, int Off)[] segments, int count, int tw, int pw)
         {
             int rows = 0;
             bool all = true;
@@ -727,7 +722,7 @@ internal static class ConvWinograd
                     for (int j = 0; j < tw; j++)
                     {
                         int t = off + (i - i0) * tw + j;
-                        Phase[t] = (rows + 2 * (i - i0)) * wq + j;
+                        Phase[t] = (rows + 2 * (i - i0)) * pw + 2 * j;
                         Output[t] = checked(n * s.OutC * s.OH * s.OW + 2 * i * s.OW + 2 * j);
                         byte inside = (byte)((2 * j + 1 < s.OW ? 1 : 0) | (2 * i + 1 < s.OH ? 2 : 0));
                         Inside[t] = inside;
@@ -750,14 +745,15 @@ internal static class ConvWinograd
     }
 
     /// <summary>
-    /// <see cref="InputTransform"/> of a whole chunk of a narrow plane: per channel, the phase rows of every segment,
-    /// then eight tiles at a time in tile order, each lane gathering its patch.
+    /// <see cref="InputTransform"/> of a whole chunk of a narrow plane: per channel, the zero-padded rows of every
+    /// segment one after another (a plain copy, no split into column phases), then eight tiles at a time in tile
+    /// order, each lane gathering its 4x4 patch.
     /// </summary>
     private static unsafe void InputTransformNarrow(in Conv2dShape s, float[] x, (int N, int I0, int I1, int Off)[] segments,
         NarrowTiles tiles, int tw, float[] v, int nt, float[] phases)
     {
-        int c = s.C, hw = s.H * s.W, wq = tw + 1, plane = tiles.Rows * wq;
-        if ((long)16 * c * nt > v.Length || 2L * plane > phases.Length)
+        int c = s.C, hw = s.H * s.W, pw = 2 * (tw + 1);
+        if ((long)16 * c * nt > v.Length || (long)tiles.Rows * pw > phases.Length)
             throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
         float* d = stackalloc float[16];
         float* bt = stackalloc float[16];
@@ -765,33 +761,53 @@ internal static class ConvWinograd
         fixed (float* pv = v, pp = phases, px = x)
         fixed (int* pidx = tiles.Phase)
         {
-            float* even = pp, odd = pp + plane;
+            float* r1 = pp + pw, r2 = pp + 2 * pw, r3 = pp + 3 * pw;
             for (int ch = 0; ch < c; ch++)
             {
                 for (int k = 0; k < tiles.Count; k++)
                 {
                     var (n, i0, i1, _) = segments[k];
-                    int r = tiles.SegmentRow[k];
-                    BuildPhases(s, px + ((long)n * c + ch) * hw, i0, 2 * (i1 - i0) + 2, wq, even + r * wq, odd + r * wq);
+                    BuildPadded(s, px + ((long)n * c + ch) * hw, i0, 2 * (i1 - i0) + 2, pw, pp + (long)tiles.SegmentRow[k] * pw);
                 }
                 float* dst = pv + (long)ch * nt;
-                float* e1 = even + wq, o1 = odd + wq, e2 = even + 2 * wq, o2 = odd + 2 * wq, e3 = even + 3 * wq, o3 = odd + 3 * wq;
                 int t = 0;
                 for (; t + 8 <= nt; t += 8)
                 {
                     var ix = Vector256.Load(pidx + t);
-                    var d00 = Avx2.GatherVector256(even, ix, 4); var d01 = Avx2.GatherVector256(odd, ix, 4);
-                    var d02 = Avx2.GatherVector256(even + 1, ix, 4); var d03 = Avx2.GatherVector256(odd + 1, ix, 4);
-                    var d10 = Avx2.GatherVector256(e1, ix, 4); var d11 = Avx2.GatherVector256(o1, ix, 4);
-                    var d12 = Avx2.GatherVector256(e1 + 1, ix, 4); var d13 = Avx2.GatherVector256(o1 + 1, ix, 4);
-                    var d20 = Avx2.GatherVector256(e2, ix, 4); var d21 = Avx2.GatherVector256(o2, ix, 4);
-                    var d22 = Avx2.GatherVector256(e2 + 1, ix, 4); var d23 = Avx2.GatherVector256(o2 + 1, ix, 4);
-                    var d30 = Avx2.GatherVector256(e3, ix, 4); var d31 = Avx2.GatherVector256(o3, ix, 4);
-                    var d32 = Avx2.GatherVector256(e3 + 1, ix, 4); var d33 = Avx2.GatherVector256(o3 + 1, ix, 4);
+                    var d00 = Avx2.GatherVector256(pp, ix, 4); var d01 = Avx2.GatherVector256(pp + 1, ix, 4);
+                    var d02 = Avx2.GatherVector256(pp + 2, ix, 4); var d03 = Avx2.GatherVector256(pp + 3, ix, 4);
+                    var d10 = Avx2.GatherVector256(r1, ix, 4); var d11 = Avx2.GatherVector256(r1 + 1, ix, 4);
+                    var d12 = Avx2.GatherVector256(r1 + 2, ix, 4); var d13 = Avx2.GatherVector256(r1 + 3, ix, 4);
+                    var d20 = Avx2.GatherVector256(r2, ix, 4); var d21 = Avx2.GatherVector256(r2 + 1, ix, 4);
+                    var d22 = Avx2.GatherVector256(r2 + 2, ix, 4); var d23 = Avx2.GatherVector256(r2 + 3, ix, 4);
+                    var d30 = Avx2.GatherVector256(r3, ix, 4); var d31 = Avx2.GatherVector256(r3 + 1, ix, 4);
+                    var d32 = Avx2.GatherVector256(r3 + 2, ix, 4); var d33 = Avx2.GatherVector256(r3 + 3, ix, 4);
                     InputRows(d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33, dst + t, es);
                 }
-                for (; t < nt; t++) InputTileScalar(even, odd, wq, pidx[t], dst + t, es, d, bt);
+                for (; t < nt; t++)
+                {
+                    float* patch = pp + pidx[t];
+                    for (int a = 0; a < 4; a++)
+                        for (int b = 0; b < 4; b++) d[4 * a + b] = patch[a * pw + b];
+                    InputTileFromPatch(d, dst + t, es, bt);
+                }
             }
+        }
+    }
+
+    // Padded rows 2*i0 .. 2*i0 + prow - 1 of one input plane, pw columns each: dst[r * pw + col] = input column
+    // col - PadW of input row 2*i0 + r - PadH (0 outside the input).
+    private static unsafe void BuildPadded(in Conv2dShape s, float* src, int i0, int prow, int pw, float* dst)
+    {
+        int h = s.H, w = s.W, lo = Math.Min(s.PadW, pw), hi = Math.Clamp(s.PadW + w, lo, pw);
+        for (int r = 0; r < prow; r++)
+        {
+            int ih = 2 * i0 + r - s.PadH;
+            var row = new Span<float>(dst + (long)r * pw, pw);
+            if ((uint)ih >= (uint)h) { row.Clear(); continue; }
+            row.Slice(0, lo).Clear();
+            new ReadOnlySpan<float>(src + (long)ih * w, hi - lo).CopyTo(row.Slice(lo));
+            row.Slice(hi).Clear();
         }
     }
 
