@@ -288,10 +288,13 @@ internal static class ConvWinograd
                             o1[j] = row1 != null && right ? row1[x0 + 1] : 0f;
                         }
                         int jj = 0;
-                        if (vector)
+                        if (vector && tw >= 8)
                         {
-                            for (; jj + 8 <= tw; jj += 8)
+                            // The row's last eight tiles overlap the group before them (written again, the same values)
+                            // rather than go one at a time.
+                            for (; jj < tw; jj += 8)
                             {
+                                if (jj + 8 > tw) jj = tw - 8;
                                 var g00 = Vector256.Load(e0 + jj); var g01 = Vector256.Load(o0 + jj);
                                 var g10 = Vector256.Load(e1 + jj); var g11 = Vector256.Load(o1 + jj);
                                 GradientRows(dst + t0 + jj, g00, g01, g10, g11, es);
@@ -575,10 +578,13 @@ internal static class ConvWinograd
                 {
                     int r0 = 2 * (i - i0), t0 = off + (i - i0) * tw;
                     int j = 0;
-                    if (vector)
+                    if (vector && tw >= 8)
                     {
-                        for (; j + 8 <= tw; j += 8)
+                        // The row's last eight tiles overlap the group before them (written again, the same values) rather
+                        // than go one at a time.
+                        for (; j < tw; j += 8)
                         {
+                            if (j + 8 > tw) j = tw - 8;
                             // d[a][b] for 8 tiles: row r0 + a, column b.
                             var d00 = Vector256.Load(even + r0 * wq + j); var d01 = Vector256.Load(odd + r0 * wq + j);
                             var d02 = Vector256.Load(even + r0 * wq + j + 1); var d03 = Vector256.Load(odd + r0 * wq + j + 1);
@@ -963,11 +969,14 @@ internal static class ConvWinograd
                     int t0 = off + (i - i0) * tw, y0 = 2 * i;
                     bool secondRow = y0 + 1 < oh;
                     int j = 0;
-                    if (vector)
+                    if (vector && tw >= 8)
                     {
                         var vb = Vector256.Create(b);
-                        for (; j + 8 <= tw; j += 8)
+                        // The row's last eight tiles overlap the group before them (written again, the same values) rather
+                        // than go one at a time.
+                        for (; j < tw; j += 8)
                         {
+                            if (j + 8 > tw) j = tw - 8;
                             float* q = src + t0 + j;
                             var m00 = Vector256.Load(q); var m01 = Vector256.Load(q + es); var m02 = Vector256.Load(q + 2 * es); var m03 = Vector256.Load(q + 3 * es);
                             var m10 = Vector256.Load(q + 4 * es); var m11 = Vector256.Load(q + 5 * es); var m12 = Vector256.Load(q + 6 * es); var m13 = Vector256.Load(q + 7 * es);
