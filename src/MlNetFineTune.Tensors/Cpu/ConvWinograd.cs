@@ -278,14 +278,18 @@ internal static class ConvWinograd
                         int t0 = off + (i - i0) * tw, y0 = 2 * i;
                         float* row0 = plane + y0 * ow;
                         float* row1 = y0 + 1 < oh ? plane + (y0 + 1) * ow : null;
-                        for (int j = 0; j < tw; j++)
+                        // Even columns 2j (all inside: tw = ceil(ow / 2)), odd columns 2j + 1 while inside, else 0.
+                        Deinterleave(row0, e0, tw, 0, tw);
+                        Deinterleave(row0 + 1, o0, tw, 0, ow / 2);
+                        if (row1 != null)
                         {
-                            int x0 = 2 * j;
-                            bool right = x0 + 1 < ow;
-                            e0[j] = row0[x0];
-                            o0[j] = right ? row0[x0 + 1] : 0f;
-                            e1[j] = row1 != null ? row1[x0] : 0f;
-                            o1[j] = row1 != null && right ? row1[x0 + 1] : 0f;
+                            Deinterleave(row1, e1, tw, 0, tw);
+                            Deinterleave(row1 + 1, o1, tw, 0, ow / 2);
+                        }
+                        else
+                        {
+                            new Span<float>(e1, tw).Clear();
+                            new Span<float>(o1, tw).Clear();
                         }
                         int jj = 0;
                         if (vector && tw >= 8)
@@ -929,7 +933,20 @@ internal static class ConvWinograd
     {
         q1 = Math.Max(q0, q1);
         for (int q = 0; q < q0; q++) dst[q] = 0f;
-        for (int q = q0; q < q1; q++) dst[q] = src[2 * q];
+        int p = q0;
+        if (Avx2.IsSupported)
+        {
+            // Eight at a time from 16 source floats, while all 16 lie before src[2 * (q1 - 1)] (the last one read).
+            for (; p + 9 <= q1; p += 8)
+            {
+                var a = Vector256.Load(src + 2 * p);
+                var b = Vector256.Load(src + 2 * p + 8);
+                // (a0 a2 b0 b2 | a4 a6 b4 b6), then the 64-bit pairs reordered to a0 a2 a4 a6 b0 b2 b4 b6.
+                var evens = Avx.Shuffle(a, b, 0b10_00_10_00);
+                Avx2.Permute4x64(evens.AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + p);
+            }
+        }
+        for (; p < q1; p++) dst[p] = src[2 * p];
         for (int q = q1; q < wq; q++) dst[q] = 0f;
     }
 
@@ -1019,6 +1036,15 @@ internal static class ConvWinograd
     private static unsafe void WriteRow(float* row, int x0, int ow, Vector256<float> left, Vector256<float> right,
         float* lo, float* hi)
     {
+        if (x0 + 16 <= ow && Avx.IsSupported)
+        {
+            // Interleave in registers: (l0 r0 l1 r1 | l4 r4 l5 r5) and (l2 r2 l3 r3 | l6 r6 l7 r7), then their halves.
+            var u0 = Avx.UnpackLow(left, right);
+            var u1 = Avx.UnpackHigh(left, right);
+            Avx.Permute2x128(u0, u1, 0x20).Store(row + x0);
+            Avx.Permute2x128(u0, u1, 0x31).Store(row + x0 + 8);
+            return;
+        }
         left.Store(lo);
         right.Store(hi);
         int end = Math.Min(16, ow - x0);
