@@ -844,18 +844,11 @@ internal static class ConvWinograd
                 int t = 0;
                 for (; t + 8 <= nt; t += 8)
                 {
-                    float* q = src + t;
-                    var m00 = Vector256.Load(q); var m01 = Vector256.Load(q + es); var m02 = Vector256.Load(q + 2 * es); var m03 = Vector256.Load(q + 3 * es);
-                    var m10 = Vector256.Load(q + 4 * es); var m11 = Vector256.Load(q + 5 * es); var m12 = Vector256.Load(q + 6 * es); var m13 = Vector256.Load(q + 7 * es);
-                    var m20 = Vector256.Load(q + 8 * es); var m21 = Vector256.Load(q + 9 * es); var m22 = Vector256.Load(q + 10 * es); var m23 = Vector256.Load(q + 11 * es);
-                    var m30 = Vector256.Load(q + 12 * es); var m31 = Vector256.Load(q + 13 * es); var m32 = Vector256.Load(q + 14 * es); var m33 = Vector256.Load(q + 15 * es);
-                    // s = A^T m (2 x 4), then Y = s A (2 x 2): the same sums as OutputTransform's.
-                    var s00 = m00 + m10 + m20; var s01 = m01 + m11 + m21; var s02 = m02 + m12 + m22; var s03 = m03 + m13 + m23;
-                    var s10 = m10 - m20 - m30; var s11 = m11 - m21 - m31; var s12 = m12 - m22 - m32; var s13 = m13 - m23 - m33;
-                    (s00 + s01 + s02 + vb).Store(lanes);
-                    (s01 - s02 - s03 + vb).Store(lanes + 8);
-                    (s10 + s11 + s12 + vb).Store(lanes + 16);
-                    (s11 - s12 - s13 + vb).Store(lanes + 24);
+                    OutputTiles(src + t, es, vb, out var y00, out var y01, out var y10, out var y11);
+                    y00.Store(lanes);
+                    y01.Store(lanes + 8);
+                    y10.Store(lanes + 16);
+                    y11.Store(lanes + 24);
                     for (int l = 0; l < 8; l++)
                     {
                         float* at = yo + pos[t + l];
@@ -994,17 +987,9 @@ internal static class ConvWinograd
                         for (; j < tw; j += 8)
                         {
                             if (j + 8 > tw) j = tw - 8;
-                            float* q = src + t0 + j;
-                            var m00 = Vector256.Load(q); var m01 = Vector256.Load(q + es); var m02 = Vector256.Load(q + 2 * es); var m03 = Vector256.Load(q + 3 * es);
-                            var m10 = Vector256.Load(q + 4 * es); var m11 = Vector256.Load(q + 5 * es); var m12 = Vector256.Load(q + 6 * es); var m13 = Vector256.Load(q + 7 * es);
-                            var m20 = Vector256.Load(q + 8 * es); var m21 = Vector256.Load(q + 9 * es); var m22 = Vector256.Load(q + 10 * es); var m23 = Vector256.Load(q + 11 * es);
-                            var m30 = Vector256.Load(q + 12 * es); var m31 = Vector256.Load(q + 13 * es); var m32 = Vector256.Load(q + 14 * es); var m33 = Vector256.Load(q + 15 * es);
-                            // s = A^T m (2 x 4).
-                            var s00 = m00 + m10 + m20; var s01 = m01 + m11 + m21; var s02 = m02 + m12 + m22; var s03 = m03 + m13 + m23;
-                            var s10 = m10 - m20 - m30; var s11 = m11 - m21 - m31; var s12 = m12 - m22 - m32; var s13 = m13 - m23 - m33;
-                            // Y = s A (2 x 2).
-                            WriteRow(dstPlane + y0 * ow, 2 * j, ow, s00 + s01 + s02 + vb, s01 - s02 - s03 + vb, lo, hi);
-                            if (secondRow) WriteRow(dstPlane + (y0 + 1) * ow, 2 * j, ow, s10 + s11 + s12 + vb, s11 - s12 - s13 + vb, lo, hi);
+                            OutputTiles(src + t0 + j, es, vb, out var y00, out var y01, out var y10, out var y11);
+                            WriteRow(dstPlane + y0 * ow, 2 * j, ow, y00, y01, lo, hi);
+                            if (secondRow) WriteRow(dstPlane + (y0 + 1) * ow, 2 * j, ow, y10, y11, lo, hi);
                         }
                     }
                     for (; j < tw; j++)
@@ -1029,6 +1014,24 @@ internal static class ConvWinograd
                 }
             }
         }
+    }
+
+    // Y = A^T m A (+ bias) for eight tiles: y00, y01 the tiles' top rows (columns 2j, 2j + 1), y10, y11 their lower rows.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void OutputTiles(float* q, long es, Vector256<float> vb, out Vector256<float> y00, out Vector256<float> y01,
+        out Vector256<float> y10, out Vector256<float> y11)
+    {
+        var m00 = Vector256.Load(q); var m01 = Vector256.Load(q + es); var m02 = Vector256.Load(q + 2 * es); var m03 = Vector256.Load(q + 3 * es);
+        var m10 = Vector256.Load(q + 4 * es); var m11 = Vector256.Load(q + 5 * es); var m12 = Vector256.Load(q + 6 * es); var m13 = Vector256.Load(q + 7 * es);
+        var m20 = Vector256.Load(q + 8 * es); var m21 = Vector256.Load(q + 9 * es); var m22 = Vector256.Load(q + 10 * es); var m23 = Vector256.Load(q + 11 * es);
+        var m30 = Vector256.Load(q + 12 * es); var m31 = Vector256.Load(q + 13 * es); var m32 = Vector256.Load(q + 14 * es); var m33 = Vector256.Load(q + 15 * es);
+        // s = A^T m (2 x 4), then Y = s A (2 x 2), the sums in the scalar tail's order.
+        var s00 = m00 + m10 + m20; var s01 = m01 + m11 + m21; var s02 = m02 + m12 + m22; var s03 = m03 + m13 + m23;
+        var s10 = m10 - m20 - m30; var s11 = m11 - m21 - m31; var s12 = m12 - m22 - m32; var s13 = m13 - m23 - m33;
+        y00 = s00 + s01 + s02 + vb;
+        y01 = s01 - s02 - s03 + vb;
+        y10 = s10 + s11 + s12 + vb;
+        y11 = s11 - s12 - s13 + vb;
     }
 
     // Output columns x0 .. x0 + 15 of one row: even columns from `left`, odd from `right` (dropped past ow).
