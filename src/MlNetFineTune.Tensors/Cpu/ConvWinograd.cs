@@ -23,6 +23,9 @@ namespace MlNetFineTune.Tensors.Cpu;
 /// fixed order, so it depends on the thread count only (as the im2col path's does).
 /// The gradient of the input of such a convolution is the same kind of convolution of the output gradient
 /// with the kernels turned 180 degrees and the channel axes swapped, so it runs through the same path.
+/// The transforms run eight tiles at a time: along each tile row on planes with 8 or more tiles per row (the row's
+/// last eight overlapping the group before them), and across tile rows and images on narrower planes (AVX2 gathers,
+/// see <see cref="Narrow"/>); the kernel transforms eight kernels at a time.
 /// </summary>
 internal static class ConvWinograd
 {
@@ -232,7 +235,7 @@ internal static class ConvWinograd
             }
         }
 
-        /// <summary>Lays out chunk [g0, g1) for the narrow transforms; returns its segment count.</summary>
+        /// <summary>Lays out chunk [g0, g1) for the narrow transforms (its segments, and where each tile lies).</summary>
         public void Prepare(in Conv2dShape s, in Plan plan, long g0, long g1)
         {
             int count = 0;
@@ -702,19 +705,20 @@ internal static class ConvWinograd
     private sealed class NarrowTiles : IDisposable
     {
         /// <summary>Tile t's patch start in the chunk's padded rows (the segments' rows follow each other, pw apart).</summary>
-        public readonly int[] Phase;
+        public readonly int[] Patch;
         /// <summary>Tile t's top-left output element in an [N, OutC, OH, OW] array at channel 0.</summary>
         public readonly int[] Output;
         /// <summary>Tile t: bit 0 set when its right column is inside the output, bit 1 when its lower row is.</summary>
         public readonly byte[] Inside;
-        /// <summary>Per segment: its phase row base (in rows); the phase rows in all.</summary>
+        /// <summary>Per segment: its first padded row.</summary>
         public readonly int[] SegmentRow;
+        /// <summary>The chunk's padded rows in all, and its segment count.</summary>
         public int Rows, Count;
         public bool AllInside;
 
         public NarrowTiles(int maxTiles, int maxSegments)
         {
-            Phase = ArrayPool<int>.Shared.Rent(maxTiles);
+            Patch = ArrayPool<int>.Shared.Rent(maxTiles);
             Output = ArrayPool<int>.Shared.Rent(maxTiles);
             Inside = ArrayPool<byte>.Shared.Rent(maxTiles);
             SegmentRow = ArrayPool<int>.Shared.Rent(maxSegments);
@@ -732,7 +736,7 @@ internal static class ConvWinograd
                     for (int j = 0; j < tw; j++)
                     {
                         int t = off + (i - i0) * tw + j;
-                        Phase[t] = (rows + 2 * (i - i0)) * pw + 2 * j;
+                        Patch[t] = (rows + 2 * (i - i0)) * pw + 2 * j;
                         Output[t] = checked(n * s.OutC * s.OH * s.OW + 2 * i * s.OW + 2 * j);
                         byte inside = (byte)((2 * j + 1 < s.OW ? 1 : 0) | (2 * i + 1 < s.OH ? 2 : 0));
                         Inside[t] = inside;
@@ -747,7 +751,7 @@ internal static class ConvWinograd
 
         public void Dispose()
         {
-            ArrayPool<int>.Shared.Return(Phase);
+            ArrayPool<int>.Shared.Return(Patch);
             ArrayPool<int>.Shared.Return(Output);
             ArrayPool<byte>.Shared.Return(Inside);
             ArrayPool<int>.Shared.Return(SegmentRow);
@@ -760,16 +764,16 @@ internal static class ConvWinograd
     /// order, each lane gathering its 4x4 patch.
     /// </summary>
     private static unsafe void InputTransformNarrow(in Conv2dShape s, float[] x, (int N, int I0, int I1, int Off)[] segments,
-        NarrowTiles tiles, int tw, float[] v, int nt, float[] phases)
+        NarrowTiles tiles, int tw, float[] v, int nt, float[] padded)
     {
         int c = s.C, hw = s.H * s.W, pw = 2 * (tw + 1);
-        if ((long)16 * c * nt > v.Length || (long)tiles.Rows * pw > phases.Length)
+        if ((long)16 * c * nt > v.Length || (long)tiles.Rows * pw > padded.Length)
             throw new InvalidOperationException("Conv2d Winograd: work buffer too small.");
         float* d = stackalloc float[16];
         float* bt = stackalloc float[16];
         long es = (long)c * nt;
-        fixed (float* pv = v, pp = phases, px = x)
-        fixed (int* pidx = tiles.Phase)
+        fixed (float* pv = v, pp = padded, px = x)
+        fixed (int* pidx = tiles.Patch)
         {
             float* r1 = pp + pw, r2 = pp + 2 * pw, r3 = pp + 3 * pw;
             for (int ch = 0; ch < c; ch++)
