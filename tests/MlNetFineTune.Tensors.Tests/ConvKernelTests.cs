@@ -124,9 +124,8 @@ public sealed class ConvKernelTests
     {
         // Every channel count takes the Winograd path here (it starts at 16 channels otherwise); small chunks
         // make the tile rows of one chunk run on from one image into the next.
-        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes, narrow = ConvWinograd.NarrowMinChannels, scalarNarrow = ConvWinograd.ScalarNarrowMinChannels, narrowChunks = ConvWinograd.NarrowMinChunks;
+        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes, scalarNarrow = ConvWinograd.ScalarNarrowMinChannels, narrowChunks = ConvWinograd.NarrowMinChunks;
         ConvWinograd.MinChannels = 1;
-        ConvWinograd.NarrowMinChannels = 1;
         ConvWinograd.ScalarNarrowMinChannels = 1;
         ConvWinograd.NarrowMinChunks = 1;
         ConvWinograd.ChunkBytes = name == "winograd_chunks_cross_images" ? 64 * 3 * 5 * 3 : chunkBytes;
@@ -139,25 +138,29 @@ public sealed class ConvKernelTests
         {
             ConvWinograd.MinChannels = minChannels;
             ConvWinograd.ChunkBytes = chunkBytes;
-            ConvWinograd.NarrowMinChannels = narrow;
             ConvWinograd.ScalarNarrowMinChannels = scalarNarrow;
             ConvWinograd.NarrowMinChunks = narrowChunks;
         }
     }
 
     [Fact]
-    public void Conv2d_Winograd_NarrowPlanes_TakenFrom64Channels()
+    public void Conv2d_Winograd_NarrowPlanes_TakenWithTwoChunks()
     {
-        // ResNet-18 at 64 x 64, batch 64: the 8x8 layers at 128 channels and the 4x4 layers at 256 take Winograd with
-        // the gathered narrow transforms (measured 35-40% faster than im2col + GEMM), 8x8 at 32 channels does not
-        // (slower, at any batch); without AVX2 (transforms one tile at a time) narrow planes need 256 channels.
+        // Narrow planes take Winograd with the gathered transforms when they cut into 2+ chunks (both threads
+        // transform): ResNet-18's 8x8 and 4x4 layers at batch 64, and 8x8 at 32 channels at batch 256 (each measured
+        // faster than im2col + GEMM); in one chunk (8x8 at 32 channels, batch 64; 7x7 at 128, batch 16) they were
+        // slower. Without AVX2 (transforms one tile at a time) narrow planes need 256 channels.
         var c128 = new Conv2dShape(64, 128, 8, 8, 128, 3, 3, padH: 1, padW: 1);
         var c256 = new Conv2dShape(64, 256, 4, 4, 256, 3, 3, padH: 1, padW: 1);
-        var c32 = new Conv2dShape(256, 32, 8, 8, 32, 3, 3, padH: 1, padW: 1);   // 4 chunks: only the channels rule it out
+        var c32 = new Conv2dShape(256, 32, 8, 8, 32, 3, 3, padH: 1, padW: 1);
+        var oneChunk32 = new Conv2dShape(64, 32, 8, 8, 32, 3, 3, padH: 1, padW: 1);
+        var oneChunk128 = new Conv2dShape(16, 128, 7, 7, 128, 3, 3, padH: 1, padW: 1);
         bool gathers = System.Runtime.Intrinsics.X86.Avx2.IsSupported && Simd.Level >= SimdLevel.Vector256;
         Assert.Equal(gathers, ConvWinograd.Applies(c128));
         Assert.True(ConvWinograd.Applies(c256));
-        Assert.False(ConvWinograd.Applies(c32));
+        Assert.Equal(gathers, ConvWinograd.Applies(c32));
+        Assert.False(ConvWinograd.Applies(oneChunk32));
+        Assert.False(ConvWinograd.Applies(oneChunk128));
         using (Simd.Force(SimdLevel.Scalar))
         {
             Assert.False(ConvWinograd.Applies(c128));

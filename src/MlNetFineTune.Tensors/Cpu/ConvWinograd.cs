@@ -57,17 +57,16 @@ internal static class ConvWinograd
 
     /// <summary>
     /// Outputs narrower than 15 (under 8 tiles per row) transform eight tiles at a time across tile rows and images
-    /// with AVX2 gathers (<see cref="Narrow"/>); that pays from this many channels, with at least
-    /// <see cref="NarrowMinChunks"/> chunks so both threads transform. 2 threads, ms forward / input gradient / weight
-    /// gradient against im2col + GEMM: batch 64, 8x8 outputs at 128 channels 8.0 / 8.2 / 9.2 against 13.4 / 13.7 /
-    /// 14.1 (and 13.1 / 13.4 / 15.5 with the transforms one tile at a time); 4x4 at 256 channels 9.1 / 9.5 / 10.3
-    /// against 15.4 / 17.0 / 17.4; 8x8 at 64 channels 3.3 / 3.5 / 3.6 against 4.0 / 4.1 / 4.2; 8x8 at 32 channels
-    /// 2.2 / 2.2 / 2.5 against 1.6 / 1.5 / 1.5 (not taken); batch 16, 7x7 at 128 channels, one chunk, 3.4 / 3.2 /
-    /// 4.6 against 3.1 / 2.7 / 3.1 (not taken).
+    /// with AVX2 gathers (<see cref="Narrow"/>); that pays from <see cref="MinChannels"/> on, as long as the plane
+    /// cuts into at least <see cref="NarrowMinChunks"/> chunks so both threads transform. 2 threads, ms forward / input
+    /// gradient / weight gradient against im2col + GEMM: batch 64, 8x8 outputs at 128 channels (4 chunks) 8.0 / 8.2 /
+    /// 9.2 against 13.4 / 13.7 / 14.1 (and 13.1 / 13.4 / 15.5 with the transforms one tile at a time); 4x4 at 256
+    /// channels (4 chunks) 9.1 / 9.5 / 10.3 against 15.4 / 17.0 / 17.4; batch 256, 8x8 at 32 channels (4 chunks) 4.1-4.7
+    /// / 4.4-4.6 / 4.9 against 5.7-5.8 / 5.5-5.8 / 5.9, at 16 channels (2 chunks) 1.8 / 1.7 / 2.0 against 2.2 / 2.2 /
+    /// 2.2. In one chunk the transforms run on one thread: batch 64, 8x8 at 32 channels 2.2 / 2.2 / 2.5 against 1.6 /
+    /// 1.5 / 1.5; batch 16, 7x7 at 128 channels 3.4 / 3.2 / 4.6 against 3.1 / 2.7 / 3.1 (both left to im2col).
     /// </summary>
-    internal static int NarrowMinChannels = 64;
-
-    /// <summary>Chunks a narrow plane needs for the Winograd path (see <see cref="NarrowMinChannels"/>; tests lower it).</summary>
+    /// <summary>Chunks a narrow plane needs for the Winograd path (with AVX2; tests lower it to 1).</summary>
     internal static int NarrowMinChunks = 2;
 
     /// <summary>
@@ -79,9 +78,8 @@ internal static class ConvWinograd
 
     private static bool NarrowPays(in Conv2dShape s)
     {
-        int channels = Math.Min(s.C, s.OutC);
-        if (!Narrow((s.OW + 1) / 2)) return channels >= ScalarNarrowMinChannels;
-        return channels >= NarrowMinChannels && new Plan(s).Chunks >= NarrowMinChunks;
+        if (!Narrow((s.OW + 1) / 2)) return Math.Min(s.C, s.OutC) >= ScalarNarrowMinChannels;
+        return new Plan(s).Chunks >= NarrowMinChunks;
     }
 
     /// <summary>y = conv(x, w) + bias for a shape where <see cref="Applies"/>.</summary>

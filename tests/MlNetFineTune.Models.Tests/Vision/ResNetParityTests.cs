@@ -36,9 +36,8 @@ public class ResNetParityTests
     {
         // The fixtures' 8-64 channels and 2x2-16x16 maps sit below the Winograd thresholds, so lower them: every
         // 3x3 stride-1 convolution (forward, input and weight gradients) then runs F(2x2, 3x3).
-        int minChannels = ConvWinograd.MinChannels, narrow = ConvWinograd.NarrowMinChannels, scalarNarrow = ConvWinograd.ScalarNarrowMinChannels, narrowChunks = ConvWinograd.NarrowMinChunks;
+        int minChannels = ConvWinograd.MinChannels, scalarNarrow = ConvWinograd.ScalarNarrowMinChannels, narrowChunks = ConvWinograd.NarrowMinChunks;
         ConvWinograd.MinChannels = 1;
-        ConvWinograd.NarrowMinChannels = 1;
         ConvWinograd.ScalarNarrowMinChannels = 1;
         ConvWinograd.NarrowMinChunks = 1;
         try
@@ -49,7 +48,6 @@ public class ResNetParityTests
         finally
         {
             ConvWinograd.MinChannels = minChannels;
-            ConvWinograd.NarrowMinChannels = narrow;
             ConvWinograd.ScalarNarrowMinChannels = scalarNarrow;
             ConvWinograd.NarrowMinChunks = narrowChunks;
         }
