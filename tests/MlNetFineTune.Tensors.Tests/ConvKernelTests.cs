@@ -61,6 +61,8 @@ public sealed class ConvKernelTests
         // Narrow planes (under 8 tiles per row): transforms over eight tiles at a time across tile rows and images
         // (gathered lanes), with tails; even planes (every tile inside), odd ones (edge tiles), one tile per image.
         ["winograd_narrow_8x8_batch3"] = new(3, 5, 8, 8, 6, 3, 3, PH: 1, PW: 1),
+        // 16-wide rows: the row split reads one float past each row (inside the array; never past its end).
+        ["winograd_wide16_batch2"] = new(2, 3, 6, 16, 4, 3, 3, PH: 1, PW: 1),
         ["winograd_narrow_odd_7x5_batch4"] = new(4, 3, 7, 5, 4, 3, 3, PH: 1, PW: 1),
         ["winograd_narrow_4x4_batch5"] = new(5, 4, 4, 4, 3, 3, 3, PH: 1, PW: 1),
         ["winograd_narrow_2x2_p0_batch9"] = new(9, 2, 4, 4, 3, 3, 3),
@@ -116,6 +118,7 @@ public sealed class ConvKernelTests
     [InlineData("winograd_wide_odd_p2_batch2")]
     [InlineData("winograd_chunks_cross_images")]
     [InlineData("winograd_narrow_8x8_batch3")]
+    [InlineData("winograd_wide16_batch2")]
     [InlineData("winograd_narrow_odd_7x5_batch4")]
     [InlineData("winograd_narrow_4x4_batch5")]
     [InlineData("winograd_narrow_2x2_p0_batch9")]

@@ -269,7 +269,7 @@ internal static class ConvWinograd
         {
             fixed (float* pm = m, pg = gy, ps = split)
             {
-                float* e0 = ps, o0 = ps + tw, e1 = ps + 2 * tw, o1 = ps + 3 * tw;
+                float* e0 = ps, o0 = ps + tw, e1 = ps + 2 * tw, o1 = ps + 3 * tw, end = pg + gy.Length;
                 for (int o = 0; o < oc; o++)
                 {
                     float* plane = pg + ((long)n * oc + o) * op;
@@ -280,12 +280,12 @@ internal static class ConvWinograd
                         float* row0 = plane + y0 * ow;
                         float* row1 = y0 + 1 < oh ? plane + (y0 + 1) * ow : null;
                         // Even columns 2j (all inside: tw = ceil(ow / 2)), odd columns 2j + 1 while inside, else 0.
-                        Deinterleave(row0, e0, tw, 0, tw);
-                        Deinterleave(row0 + 1, o0, tw, 0, ow / 2);
+                        Deinterleave(row0, e0, tw, 0, tw, end);
+                        Deinterleave(row0 + 1, o0, tw, 0, ow / 2, end);
                         if (row1 != null)
                         {
-                            Deinterleave(row1, e1, tw, 0, tw);
-                            Deinterleave(row1 + 1, o1, tw, 0, ow / 2);
+                            Deinterleave(row1, e1, tw, 0, tw, end);
+                            Deinterleave(row1 + 1, o1, tw, 0, ow / 2, end);
                         }
                         else
                         {
@@ -576,7 +576,7 @@ internal static class ConvWinograd
             {
                 // Padded rows 2*i0 .. 2*i1 + 1 of this channel, split into even and odd padded columns: tile j
                 // reads columns 2j .. 2j + 3 = even[j], odd[j], even[j + 1], odd[j + 1].
-                BuildPhases(s, px + ((long)n * c + ch) * hw, i0, prow, wq, even, odd);
+                BuildPhases(s, px + ((long)n * c + ch) * hw, i0, prow, wq, even, odd, px + x.Length);
                 float* dst = pv + (long)ch * nt;
                 long es = (long)c * nt; // stride between the 16 V matrices
                 for (int i = i0; i < i1; i++)
@@ -671,7 +671,8 @@ internal static class ConvWinograd
 
     // The phase rows of padded rows 2*i0 .. 2*i0 + prow - 1 of one input plane: even[r * wq + q] holds padded column 2q,
     // odd[r * wq + q] padded column 2q + 1 (0 in the padding).
-    private static unsafe void BuildPhases(in Conv2dShape s, float* src, int i0, int prow, int wq, float* even, float* odd)
+    // `end`: the end of the array src lies in (the vector split may read one element past a row, never past the array).
+    private static unsafe void BuildPhases(in Conv2dShape s, float* src, int i0, int prow, int wq, float* even, float* odd, float* end)
     {
         int h = s.H, w = s.W;
         for (int r = 0; r < prow; r++)
@@ -686,8 +687,8 @@ internal static class ConvWinograd
             }
             // Even phase q reads input column 2q - PadW, odd phase 2q + 1 - PadW; zero outside [0, w).
             float* row = src + ih * w;
-            Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2));
-            Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2));
+            Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2), end);
+            Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2), end);
         }
     }
 
@@ -924,15 +925,16 @@ internal static class ConvWinograd
     }
 
     // dst[q] = src[2q] for q in [q0, q1) (clamped so q0 <= q1), 0 for the rest of [0, wq).
-    private static unsafe void Deinterleave(float* src, float* dst, int wq, int q0, int q1)
+    private static unsafe void Deinterleave(float* src, float* dst, int wq, int q0, int q1, float* end)
     {
         q1 = Math.Max(q0, q1);
         for (int q = 0; q < q0; q++) dst[q] = 0f;
         int p = q0;
         if (Avx2.IsSupported)
         {
-            // Eight at a time from 16 source floats, while all 16 lie before src[2 * (q1 - 1)] (the last one read).
-            for (; p + 9 <= q1; p += 8)
+            // Eight at a time from 16 source floats: the last of them (after src[2p + 14]) may lie past the row, so it
+            // must lie inside the array (`end`); it is shuffled away.
+            for (; p + 8 <= q1 && src + 2 * p + 16 <= end; p += 8)
             {
                 var a = Vector256.Load(src + 2 * p);
                 var b = Vector256.Load(src + 2 * p + 8);
