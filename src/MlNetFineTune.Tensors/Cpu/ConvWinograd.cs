@@ -58,15 +58,15 @@ internal static class ConvWinograd
     /// <summary>
     /// Outputs narrower than 15 (under 8 tiles per row) transform eight tiles at a time across tile rows and images
     /// with AVX2 gathers (<see cref="Narrow"/>); that pays from <see cref="MinChannels"/> on, as long as the plane
-    /// cuts into at least <see cref="NarrowMinChunks"/> chunks so both threads transform. 2 threads, ms forward / input
+    /// cuts into at least this many chunks, so both threads transform. 2 threads, ms forward / input
     /// gradient / weight gradient against im2col + GEMM: batch 64, 8x8 outputs at 128 channels (4 chunks) 8.0 / 8.2 /
     /// 9.2 against 13.4 / 13.7 / 14.1 (and 13.1 / 13.4 / 15.5 with the transforms one tile at a time); 4x4 at 256
     /// channels (4 chunks) 9.1 / 9.5 / 10.3 against 15.4 / 17.0 / 17.4; batch 256, 8x8 at 32 channels (4 chunks) 4.1-4.7
     /// / 4.4-4.6 / 4.9 against 5.7-5.8 / 5.5-5.8 / 5.9, at 16 channels (2 chunks) 1.8 / 1.7 / 2.0 against 2.2 / 2.2 /
     /// 2.2. In one chunk the transforms run on one thread: batch 64, 8x8 at 32 channels 2.2 / 2.2 / 2.5 against 1.6 /
     /// 1.5 / 1.5; batch 16, 7x7 at 128 channels 3.4 / 3.2 / 4.6 against 3.1 / 2.7 / 3.1 (both left to im2col).
+    /// Tests lower it to 1.
     /// </summary>
-    /// <summary>Chunks a narrow plane needs for the Winograd path (with AVX2; tests lower it to 1).</summary>
     internal static int NarrowMinChunks = 2;
 
     /// <summary>
@@ -146,8 +146,8 @@ internal static class ConvWinograd
                         var (g0, g1, nt) = plan.Chunk(k);
                         if (ws.Tiles != null)
                         {
-                            ws.Prepare(shape, plan, g0, g1);
-                            InputTransformNarrow(shape, x, ws.Segments!, ws.Tiles, plan.Tw, ws.V, nt, ws.Phases);
+                            ws.Tiles.Fill(shape, plan, g0, g1);
+                            InputTransformNarrow(shape, x, ws.Tiles, plan.Tw, ws.V, nt, ws.Phases);
                             GradientTransformNarrow(shape, gy, ws.Tiles, ws.M, nt);
                         }
                         else
@@ -216,7 +216,6 @@ internal static class ConvWinograd
         public readonly float[] V, M, Phases;
         /// <summary>For narrow planes (see <see cref="Narrow"/>): the chunk's segments and where its tiles lie.</summary>
         public readonly NarrowTiles? Tiles;
-        public readonly (int N, int I0, int I1, int Off)[]? Segments;
 
         public Workspace(in Conv2dShape s, in Plan plan)
         {
@@ -226,19 +225,7 @@ internal static class ConvWinograd
             // row: at most 4 rows per tile row); a wide one the two phase rows of one segment.
             bool narrow = Narrow(plan.Tw);
             Phases = ArrayPool<float>.Shared.Rent(2 * ((narrow ? 4 : 2) * plan.Rows + 2) * (plan.Tw + 1));
-            if (narrow)
-            {
-                Tiles = new NarrowTiles(plan.MaxTiles, plan.Rows + 1);
-                Segments = new (int, int, int, int)[plan.Rows + 1];
-            }
-        }
-
-        /// <summary>Lays out chunk [g0, g1) for the narrow transforms (its segments, and where each tile lies).</summary>
-        public void Prepare(in Conv2dShape s, in Plan plan, long g0, long g1)
-        {
-            int count = 0;
-            foreach (var seg in plan.Segments(g0, g1)) Segments![count++] = seg;
-            Tiles!.Fill(s, Segments!, count, plan.Tw, 2 * (plan.Tw + 1));
+            if (narrow) Tiles = new NarrowTiles(plan.MaxTiles, plan.Rows + 1);
         }
 
         public void Dispose()
@@ -532,8 +519,8 @@ internal static class ConvWinograd
                 var (g0, g1, nt) = plan.Chunk(k);
                 if (ws.Tiles != null)
                 {
-                    ws.Prepare(shape, plan, g0, g1);
-                    InputTransformNarrow(shape, x, ws.Segments!, ws.Tiles, plan.Tw, ws.V, nt, ws.Phases);
+                    ws.Tiles.Fill(shape, plan, g0, g1);
+                    InputTransformNarrow(shape, x, ws.Tiles, plan.Tw, ws.V, nt, ws.Phases);
                 }
                 else
                     foreach (var (n, i0, i1, off) in plan.Segments(g0, g1))
@@ -709,7 +696,8 @@ internal static class ConvWinograd
         public readonly int[] Output;
         /// <summary>Tile t: bit 0 set when its right column is inside the output, bit 1 when its lower row is.</summary>
         public readonly byte[] Inside;
-        /// <summary>Per segment: its first padded row.</summary>
+        /// <summary>The chunk's segments (see <see cref="Plan.Segments"/>), and each one's first padded row.</summary>
+        public readonly (int N, int I0, int I1, int Off)[] Segments;
         public readonly int[] SegmentRow;
         /// <summary>The chunk's padded rows in all, and its segment count.</summary>
         public int Rows, Count;
@@ -720,16 +708,20 @@ internal static class ConvWinograd
             Patch = ArrayPool<int>.Shared.Rent(maxTiles);
             Output = ArrayPool<int>.Shared.Rent(maxTiles);
             Inside = ArrayPool<byte>.Shared.Rent(maxTiles);
+            Segments = new (int, int, int, int)[maxSegments];
             SegmentRow = ArrayPool<int>.Shared.Rent(maxSegments);
         }
 
-        public void Fill(in Conv2dShape s, (int N, int I0, int I1, int Off)[] segments, int count, int tw, int pw)
+        /// <summary>Lays out chunk [g0, g1): its segments and where each of its tiles lies.</summary>
+        public void Fill(in Conv2dShape s, in Plan plan, long g0, long g1)
         {
+            int count = 0, tw = plan.Tw, pw = 2 * (tw + 1);
+            foreach (var seg in plan.Segments(g0, g1)) Segments[count++] = seg;
             int rows = 0;
             bool all = true;
             for (int k = 0; k < count; k++)
             {
-                var (n, i0, i1, off) = segments[k];
+                var (n, i0, i1, off) = Segments[k];
                 SegmentRow[k] = rows;
                 for (int i = i0; i < i1; i++)
                     for (int j = 0; j < tw; j++)
@@ -762,8 +754,8 @@ internal static class ConvWinograd
     /// segment one after another (a plain copy, no split into column phases), then eight tiles at a time in tile
     /// order, each lane gathering its 4x4 patch.
     /// </summary>
-    private static unsafe void InputTransformNarrow(in Conv2dShape s, float[] x, (int N, int I0, int I1, int Off)[] segments,
-        NarrowTiles tiles, int tw, float[] v, int nt, float[] padded)
+    private static unsafe void InputTransformNarrow(in Conv2dShape s, float[] x, NarrowTiles tiles, int tw, float[] v, int nt,
+        float[] padded)
     {
         int c = s.C, hw = s.H * s.W, pw = 2 * (tw + 1);
         if ((long)16 * c * nt > v.Length || (long)tiles.Rows * pw > padded.Length)
@@ -779,7 +771,7 @@ internal static class ConvWinograd
             {
                 for (int k = 0; k < tiles.Count; k++)
                 {
-                    var (n, i0, i1, _) = segments[k];
+                    var (n, i0, i1, _) = tiles.Segments[k];
                     BuildPadded(s, px + ((long)n * c + ch) * hw, i0, 2 * (i1 - i0) + 2, pw, pp + (long)tiles.SegmentRow[k] * pw);
                 }
                 float* dst = pv + (long)ch * nt;
@@ -853,34 +845,12 @@ internal static class ConvWinograd
                     y10.Store(lanes + 16);
                     y11.Store(lanes + 24);
                     for (int l = 0; l < 8; l++)
-                    {
-                        float* at = yo + pos[t + l];
-                        int ins = inside[t + l];
-                        at[0] = lanes[l];
-                        if ((ins & 1) != 0) at[1] = lanes[8 + l];
-                        if ((ins & 2) != 0)
-                        {
-                            at[ow] = lanes[16 + l];
-                            if (ins == 3) at[ow + 1] = lanes[24 + l];
-                        }
-                    }
+                        WriteTile(yo + pos[t + l], ow, inside[t + l], lanes[l], lanes[8 + l], lanes[16 + l], lanes[24 + l]);
                 }
                 for (; t < nt; t++)
                 {
-                    float* q = src + t;
-                    float s0 = q[0] + q[4 * es] + q[8 * es], s1 = q[es] + q[5 * es] + q[9 * es];
-                    float s2 = q[2 * es] + q[6 * es] + q[10 * es], s3 = q[3 * es] + q[7 * es] + q[11 * es];
-                    float u0 = q[4 * es] - q[8 * es] - q[12 * es], u1 = q[5 * es] - q[9 * es] - q[13 * es];
-                    float u2 = q[6 * es] - q[10 * es] - q[14 * es], u3 = q[7 * es] - q[11 * es] - q[15 * es];
-                    float* at = yo + pos[t];
-                    int ins = inside[t];
-                    at[0] = s0 + s1 + s2 + b;
-                    if ((ins & 1) != 0) at[1] = s1 - s2 - s3 + b;
-                    if ((ins & 2) != 0)
-                    {
-                        at[ow] = u0 + u1 + u2 + b;
-                        if (ins == 3) at[ow + 1] = u1 - u2 - u3 + b;
-                    }
+                    OutputTileScalar(src + t, es, b, out float y00, out float y01, out float y10, out float y11);
+                    WriteTile(yo + pos[t], ow, inside[t], y00, y01, y10, y11);
                 }
             }
         }
@@ -998,22 +968,9 @@ internal static class ConvWinograd
                     }
                     for (; j < tw; j++)
                     {
-                        float* q = src + t0 + j;
-                        float s0, s1, s2, s3, u0, u1, u2, u3;
-                        s0 = q[0] + q[4 * es] + q[8 * es]; s1 = q[es] + q[5 * es] + q[9 * es];
-                        s2 = q[2 * es] + q[6 * es] + q[10 * es]; s3 = q[3 * es] + q[7 * es] + q[11 * es];
-                        u0 = q[4 * es] - q[8 * es] - q[12 * es]; u1 = q[5 * es] - q[9 * es] - q[13 * es];
-                        u2 = q[6 * es] - q[10 * es] - q[14 * es]; u3 = q[7 * es] - q[11 * es] - q[15 * es];
-                        int x0 = 2 * j;
-                        float* r0 = dstPlane + y0 * ow;
-                        r0[x0] = s0 + s1 + s2 + b;
-                        if (x0 + 1 < ow) r0[x0 + 1] = s1 - s2 - s3 + b;
-                        if (secondRow)
-                        {
-                            float* r1 = dstPlane + (y0 + 1) * ow;
-                            r1[x0] = u0 + u1 + u2 + b;
-                            if (x0 + 1 < ow) r1[x0 + 1] = u1 - u2 - u3 + b;
-                        }
+                        OutputTileScalar(src + t0 + j, es, b, out float y00, out float y01, out float y10, out float y11);
+                        int inside = (2 * j + 1 < ow ? 1 : 0) | (secondRow ? 2 : 0);
+                        WriteTile(dstPlane + y0 * ow + 2 * j, ow, inside, y00, y01, y10, y11);
                     }
                 }
             }
@@ -1036,6 +993,33 @@ internal static class ConvWinograd
         y01 = s01 - s02 - s03 + vb;
         y10 = s10 + s11 + s12 + vb;
         y11 = s11 - s12 - s13 + vb;
+    }
+
+    // Y = A^T m A (+ bias) for one tile, with OutputTiles' sums.
+    private static unsafe void OutputTileScalar(float* q, long es, float b, out float y00, out float y01, out float y10, out float y11)
+    {
+        float s0 = q[0] + q[4 * es] + q[8 * es], s1 = q[es] + q[5 * es] + q[9 * es];
+        float s2 = q[2 * es] + q[6 * es] + q[10 * es], s3 = q[3 * es] + q[7 * es] + q[11 * es];
+        float u0 = q[4 * es] - q[8 * es] - q[12 * es], u1 = q[5 * es] - q[9 * es] - q[13 * es];
+        float u2 = q[6 * es] - q[10 * es] - q[14 * es], u3 = q[7 * es] - q[11 * es] - q[15 * es];
+        y00 = s0 + s1 + s2 + b;
+        y01 = s1 - s2 - s3 + b;
+        y10 = u0 + u1 + u2 + b;
+        y11 = u1 - u2 - u3 + b;
+    }
+
+    // One tile's 2x2 outputs at `at` (rows ow apart): `inside` bit 0 when its right column is inside the output, bit 1
+    // when its lower row is.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void WriteTile(float* at, int ow, int inside, float y00, float y01, float y10, float y11)
+    {
+        at[0] = y00;
+        if ((inside & 1) != 0) at[1] = y01;
+        if ((inside & 2) != 0)
+        {
+            at[ow] = y10;
+            if (inside == 3) at[ow + 1] = y11;
+        }
     }
 
     // Output columns x0 .. x0 + 15 of one row: even columns from `left`, odd from `right` (dropped past ow).
