@@ -97,6 +97,15 @@ public static class SideBySideSuite
         Console.WriteLine($"# side-by-side: threads={threads} runs={runs} (median) rounds={rounds} warmup>={warmup} min_run_ms={minRunMs} simd={Simd.Hardware}");
         Console.WriteLine($"# machine: {cpu}, {Environment.ProcessorCount} logical CPUs; loadavg at start {loadStart}; .NET {Environment.Version}, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC");
 
+        // The cores' fp32 FMA peak here and now (see MachineProbe): GEMM lines report their share of it.
+        var probe = MachineProbe.Measure(threads, 1.0);
+        if (probe is { } pk)
+            Console.WriteLine($"# fma peak, {threads} threads: register-only best {pk.Registers.Best:F0} median {pk.Registers.Median:F0} GFLOP/s; " +
+                $"with L1 loads best {pk.L1Loads.Best:F0} median {pk.L1Loads.Median:F0} GFLOP/s (the ceiling of any GEMM here)");
+        else
+            Console.WriteLine("# fma peak: not measured (no AVX + FMA)");
+        PeakGflops = probe?.Registers.Best;
+
         var torch = noTorch ? new PeerInfo(false, "--no-torch given", null, null) : TorchPeer.Check(python!, peer, threads);
         if (torch.Available)
             Console.WriteLine($"# torch: {torch.Version}; BLAS: {torch.Blas}; peer {Path.GetRelativePath(repoRoot, peer)} via {python}" +
@@ -132,6 +141,13 @@ public static class SideBySideSuite
                     ["loadavg_start"] = loadStart,
                     ["loadavg_end"] = loadEnd,
                     ["dotnet"] = Environment.Version.ToString(),
+                    ["fma_peak_gflops"] = probe is { } p1 ? new JsonObject
+                    {
+                        ["register_only_best"] = Num(p1.Registers.Best),
+                        ["register_only_median"] = Num(p1.Registers.Median),
+                        ["l1_loads_best"] = Num(p1.L1Loads.Best),
+                        ["l1_loads_median"] = Num(p1.L1Loads.Median),
+                    } : null,
                 },
                 ["torch"] = new JsonObject
                 {
@@ -236,6 +252,11 @@ public static class SideBySideSuite
             gflops = w.Flops / (ours.Ms * 1e6);
             line.Append($" ours_gflops={gflops.Value.ToString("F1", CultureInfo.InvariantCulture)}");
             row["ours_gflops"] = Num(gflops.Value);
+            if (PeakGflops is { } peak)
+            {
+                line.Append($" ours_pct_of_fma_peak={(100 * gflops.Value / peak).ToString("F0", CultureInfo.InvariantCulture)}");
+                row["ours_pct_of_fma_peak"] = Num(100 * gflops.Value / peak);
+            }
             if (theirs is not null)
             {
                 torchGflops = w.Flops / (theirs.Value * 1e6);
@@ -301,6 +322,9 @@ public static class SideBySideSuite
         row["notes"] = new JsonArray(notes.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray());
         return row;
     }
+
+    /// <summary>The register-only FMA peak measured at the start (best chunk, all threads), or null when not measured.</summary>
+    private static double? PeakGflops;
 
     private static JsonValue? Num(double v) => double.IsFinite(v) ? JsonValue.Create(Math.Round(v, 4)) : null;
 
