@@ -67,6 +67,14 @@ public sealed class ConvKernelTests
         ["winograd_narrow_4x4_batch5"] = new(5, 4, 4, 4, 3, 3, 3, PH: 1, PW: 1),
         ["winograd_narrow_2x2_p0_batch9"] = new(9, 2, 4, 4, 3, 3, 3),
         ["winograd_narrow_p2_batch3"] = new(3, 2, 5, 6, 3, 3, 3, PH: 2, PW: 2),
+        // Stride 2 with outputs of 9+ columns: the vector gathers / scatter-adds (ConvKernels.GatherEvens, AddToEvens),
+        // with a last group that overlaps (17 and 19 wide) or ends exactly (16); through padded planes (3x3, 7x7) and
+        // through the row-clamped im2col (1x1, padded and not).
+        ["s2_7x7_p3_wide37_batch2"] = new(2, 3, 9, 37, 4, 7, 7, 2, 2, 3, 3),
+        ["s2_3x3_p1_wide34_batch2"] = new(2, 3, 7, 34, 4, 3, 3, 2, 2, 1, 1),
+        ["s2_3x3_p1_wide32_nobias"] = new(1, 2, 6, 32, 3, 3, 3, 2, 2, 1, 1, Bias: false),
+        ["s2_1x1_wide40_batch2"] = new(2, 3, 5, 40, 4, 1, 1, 2, 2),
+        ["s2_1x1_p1_wide19"] = new(2, 3, 5, 19, 3, 1, 1, 2, 2, 1, 1),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         // A dilated tap that stays in the left padding for a whole output row (the row-clamped im2col once sliced
         // the input from before its start here).
@@ -186,6 +194,47 @@ public sealed class ConvKernelTests
         {
             ConvKernels.ColumnBlockBytes = before;
         }
+    }
+
+    [Theory]
+    [InlineData("s2_7x7_p3_wide37_batch2")]
+    [InlineData("s2_3x3_p1_wide34_batch2")]
+    [InlineData("s2_3x3_p1_wide32_nobias")]
+    [InlineData("s2_1x1_wide40_batch2")]
+    [InlineData("s2_1x1_p1_wide19")]
+    [InlineData("7x7_s2_p3_batch3")]
+    public void Conv2d_Stride2VectorGathers_BitwiseSameAsScalar(string name)
+    {
+        var cc = ConvCases[name];
+        var s = cc.Shape;
+        var rng = new Random(StableSeed(name));
+        var x = RandomArray(rng, s.InputLength);
+        var w = RandomArray(rng, s.WeightLength);
+        var bias = cc.Bias ? RandomArray(rng, s.BiasLength) : null;
+        var gy = RandomArray(rng, s.OutputLength);
+        float[][] Run(bool scalar)
+        {
+            bool before = ConvKernels.NoStride2Vector;
+            ConvKernels.NoStride2Vector = scalar;
+            try
+            {
+                var y = new float[s.OutputLength];
+                var gx = new float[s.InputLength];
+                var gw = new float[s.WeightLength];
+                ConvKernels.Conv2dForward(s, x, w, bias, y);
+                ConvKernels.Conv2dBackwardInput(s, gy, w, gx);
+                ConvKernels.Conv2dBackwardWeight(s, gy, x, gw, false);
+                return [y, gx, gw];
+            }
+            finally
+            {
+                ConvKernels.NoStride2Vector = before;
+            }
+        }
+        var vector = Run(scalar: false);
+        var scalar = Run(scalar: true);
+        for (int i = 0; i < vector.Length; i++)
+            AssertBitwiseEqual(scalar[i], vector[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
     }
 
     private void CheckConvCase(string name)

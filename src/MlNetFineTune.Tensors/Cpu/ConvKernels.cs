@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MlNetFineTune.Tensors.Cpu;
 
@@ -857,6 +858,7 @@ public static class ConvKernels
                         for (int y = 0; y < oh; y++, src += ow, dst += sH * wp)
                         {
                             if (sW == 1) AddRun(src, dst, ow);
+                            else if (sW == 2 && !NoStride2Vector) AddToEvens(src, dst, ow);
                             else for (int xo = 0; xo < ow; xo++) dst[xo * sW] += src[xo];
                         }
                     }
@@ -896,6 +898,7 @@ public static class ConvKernels
             for (int y = 0; y < rows; y++, d += ow, p += rowStep)
             {
                 if (sW == 1) CopyRun(p, d, ow);
+                else if (sW == 2 && !NoStride2Vector) GatherEvens(p, d, ow);
                 else for (int xo = 0; xo < ow; xo++) d[xo] = p[xo * sW];
             }
         }
@@ -924,10 +927,72 @@ public static class ConvKernels
     }
 
     /// <summary>
+    /// Turns off the vector stride-2 gathers and scatter-adds (<see cref="GatherEvens"/>, <see cref="AddToEvens"/>)
+    /// for measurements and tests. A field without an initialiser, as the GEMM kernels' switches.
+    /// </summary>
+    internal static bool NoStride2Vector;
+
+    /// <summary>
+    /// dst[i] = src[2i] for i &lt; n, reading src[0 .. 2n - 2] only. With AVX2 eight at a time from 16 floats; the
+    /// last eight, whose 16 floats would end one past src[2n - 2], are taken as the odd elements of the 16 floats
+    /// one earlier (they overlap the group before: the same values written again). The taps of stride-2
+    /// convolutions (ResNet's stem and downsampling convolutions) read their rows this way.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void GatherEvens(float* src, float* dst, int n)
+    {
+        if (Avx2.IsSupported && n >= 9)
+        {
+            int i = 0;
+            for (; i + 9 <= n; i += 8)
+            {
+                // (a0 a2 b0 b2 | a4 a6 b4 b6), the 64-bit pairs reordered: a0 a2 a4 a6 b0 b2 b4 b6.
+                var a = Vector256.Load(src + 2 * i);
+                var b = Vector256.Load(src + 2 * i + 8);
+                Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + i);
+            }
+            if (i < n)
+            {
+                int last = n - 8;
+                var a = Vector256.Load(src + 2 * last - 1);
+                var b = Vector256.Load(src + 2 * last + 7);
+                Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + last);
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++) dst[i] = src[2 * i];
+    }
+
+    /// <summary>
+    /// dst[2i] += src[i] for i &lt; n, touching dst[0 .. 2n - 2] only. With AVX2 eight at a time: 16 floats of dst
+    /// get src interleaved with -0 (x + -0 is x exactly, for -0 too, so the odd elements keep their bits); the
+    /// rest one at a time. The same sums as the scalar loop, bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void AddToEvens(float* src, float* dst, int n)
+    {
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            var negZero = Vector256.Create(-0f);
+            for (; i + 9 <= n; i += 8)
+            {
+                var v = Vector256.Load(src + i);
+                var lo = Avx.UnpackLow(v, negZero);    // s0 z s1 z | s4 z s5 z
+                var hi = Avx.UnpackHigh(v, negZero);   // s2 z s3 z | s6 z s7 z
+                float* d = dst + 2 * i;
+                (Vector256.Load(d) + Avx.Permute2x128(lo, hi, 0x20)).Store(d);
+                (Vector256.Load(d + 8) + Avx.Permute2x128(lo, hi, 0x31)).Store(d + 8);
+            }
+        }
+        for (; i < n; i++) dst[2 * i] += src[i];
+    }
+
+    /// <summary>
     /// The im2col columns of output pixels [q0, q1): col[row * (q1 - q0) + (q - q0)] for the rows (c, kh, kw) of
     /// channels [c0, c1) (all C/groups by default) of the group at <paramref name="xOff"/>.
     /// </summary>
-    private static void Im2colRange(in Conv2dShape s, float[] x, int xOff, float[] col, int q0, int q1, int c0 = 0, int c1 = -1,
+    private static unsafe void Im2colRange(in Conv2dShape s, float[] x, int xOff, float[] col, int q0, int q1, int c0 = 0, int c1 = -1,
         int colOffset = 0, int colStride = -1)
     {
         if (c1 < 0) c1 = s.CPerGroup;
@@ -960,6 +1025,16 @@ public static class ConvKernels
                         // No copy when the tap stays in the padding for the whole run (its start would then lie
                         // before the row, even before the array for the first row).
                         if (hi > lo) x.AsSpan(srcBase + lo + offW, hi - lo).CopyTo(dstRow.Slice(lo - x0));
+                        dstRow.Slice(hi - x0).Clear();
+                    }
+                    else if (sW == 2 && !NoStride2Vector)
+                    {
+                        // Output columns xo in [lo, hi) read input column 2 xo + offW when inside the row.
+                        int lo = Math.Clamp((1 - offW) / 2, x0, x1), hi = Math.Clamp((w - offW + 1) / 2, lo, x1);
+                        dstRow.Slice(0, lo - x0).Clear();
+                        if (hi > lo)
+                            fixed (float* ps = &x[srcBase + 2 * lo + offW], pd = &dstRow[lo - x0])
+                                GatherEvens(ps, pd, hi - lo);
                         dstRow.Slice(hi - x0).Clear();
                     }
                     else
