@@ -280,6 +280,13 @@ public static class Gemm
     /// <summary>Test hook: products with k at least this (and k at least twice m and n) split k into segments.</summary>
     internal static int SplitKMin = 2048;
 
+    /// <summary>
+    /// Turns the claiming of split-k segments off (for measurements): each thread then runs a fixed share, as before
+    /// session 10. Claimed, a thread slowed down by other load on the machine does fewer segments instead of holding
+    /// up the product. A field without an initialiser, as the kernels' switches.
+    /// </summary>
+    internal static bool SplitKStatic;
+
     /// <summary>k-range length per segment of a split product (test hook).</summary>
     internal static int SplitKSegment = 1024;
 
@@ -297,7 +304,7 @@ public static class Gemm
 
     /// <summary>
     /// C (+)= op(A) op(B) as <paramref name="segments"/> products over consecutive k ranges, each on one thread
-    /// with its own packing (threads claim whole segments: no per-k-block hand-offs); segment 0 goes straight
+    /// with its own packing (threads claim whole segments as they finish: no per-k-block hand-offs); segment 0 goes straight
     /// into C, the others into scratch, then C += P1, += P2, ... in that order.
     /// </summary>
     private static unsafe void MultiplySplitK(SimdLevel level, bool transA, bool transB, int m, int n, int k,
@@ -311,7 +318,12 @@ public static class Gemm
         job.Partials = SplitKJob.Scratch((segments - 1) * plane);
         try
         {
-            if (maxThreads > 1) WorkerPool.For(segments, 1, job, static (j, s0, s1) => j.RunSegments(s0, s1));
+            if (maxThreads > 1 && SplitKStatic) WorkerPool.For(segments, 1, job, static (j, s0, s1) => j.RunSegments(s0, s1));
+            else if (maxThreads > 1)
+            {
+                job.ResetClaims();
+                WorkerPool.RunTeam(Math.Min(maxThreads, segments), job, static (j, member, size) => j.RunClaimed());
+            }
             else job.RunSegments(0, segments);
             // C += P1 + ... in segment order, rows in parallel (each row's sums are the same whoever does them).
             if (maxThreads > 1) WorkerPool.For(m, 16, job, static (j, r0, r1) => j.Reduce(r0, r1));
@@ -339,6 +351,17 @@ public static class Gemm
         public int M, N, K, Segments;
         public float* A, B, C, Partials;
         public nint Lda, Ldb, Ldc;
+
+        private int _claimed;
+
+        public void ResetClaims() => _claimed = 0;
+
+        // Segments go to whichever member asks next: a member slowed down by other load on the machine takes fewer.
+        public void RunClaimed()
+        {
+            int s;
+            while ((s = Interlocked.Increment(ref _claimed) - 1) < Segments) RunSegments(s, s + 1);
+        }
 
         public void RunSegments(int s0, int s1)
         {
