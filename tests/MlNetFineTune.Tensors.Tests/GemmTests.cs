@@ -408,15 +408,18 @@ public sealed class GemmTests
         Assert.Equal(1, Gemm.KSegments(1100, 30, 2100));   // k under twice m: not split
         Assert.Equal(1, Gemm.KSegments(40, 30, 2000));     // not deep enough
         int seed = 41;
-        foreach (var (tA, tB) in Transposes)
-            CheckAllPaths(MakeProblem(tA, tB, 40, 30, 2100, seed++), "split-k default");
-
-        // Many small segments (forced), ragged k blocks inside each, every transpose, accumulate or not.
         int savedMin = Gemm.SplitKMin, savedSeg = Gemm.SplitKSegment;
-        Gemm.SplitKMin = 64;
-        Gemm.SplitKSegment = 37;
+        // Every product starts from poisoned partials: a segment no thread computes cannot hide behind the partial
+        // an earlier call of the same product left in the reused scratch.
+        Gemm.PoisonSplitKScratch = true;
         try
         {
+            foreach (var (tA, tB) in Transposes)
+                CheckAllPaths(MakeProblem(tA, tB, 40, 30, 2100, seed++), "split-k default");
+
+            // Many small segments (forced), ragged k blocks inside each, every transpose, accumulate or not.
+            Gemm.SplitKMin = 64;
+            Gemm.SplitKSegment = 37;
             var rng = new Random(99);
             for (int it = 0; it < 12; it++)
             {
@@ -431,6 +434,7 @@ public sealed class GemmTests
         {
             Gemm.SplitKMin = savedMin;
             Gemm.SplitKSegment = savedSeg;
+            Gemm.PoisonSplitKScratch = false;
         }
     }
 

@@ -287,6 +287,12 @@ public static class Gemm
     /// </summary>
     internal static bool SplitKStatic;
 
+    /// <summary>
+    /// Test hook: fill the split-k partial products with NaN before each product, so a segment that is never computed
+    /// shows (the scratch is reused, and would otherwise still hold the same product's partials from an earlier call).
+    /// </summary>
+    internal static bool PoisonSplitKScratch;
+
     /// <summary>k-range length per segment of a split product (test hook).</summary>
     internal static int SplitKSegment = 1024;
 
@@ -316,6 +322,7 @@ public static class Gemm
         job.M = m; job.N = n; job.K = k; job.Segments = segments;
         job.A = a; job.Lda = lda; job.B = b; job.Ldb = ldb; job.C = c; job.Ldc = ldc; job.Accumulate = accumulate;
         job.Partials = SplitKJob.Scratch((segments - 1) * plane);
+        if (PoisonSplitKScratch) new Span<float>(job.Partials, checked((int)((segments - 1) * plane))).Fill(float.NaN);
         try
         {
             if (maxThreads > 1 && SplitKStatic) WorkerPool.For(segments, 1, job, static (j, s0, s1) => j.RunSegments(s0, s1));
