@@ -8,8 +8,8 @@ namespace MlNetFineTune.Benchmarks;
 
 /// <summary>
 /// What the machine's cores can do at most, measured where the workloads run, so GEMM figures can be read against
-/// it: fp32 FMA throughput of a loop that touches no memory (twelve independent Vector256 FMA chains, twice the
-/// 2 pipes x 4 cycles latency a Zen 3 or Skylake core needs in flight), and of the same loop loading its two
+/// it: fp32 FMA throughput of a loop that touches no memory (twelve independent Vector256 FMA chains, more than the
+/// 2 pipes x 4 cycles of latency = 8 a Zen 3 or Skylake core needs in flight), and of the same loop loading its two
 /// B vectors per step from a 4 KB buffer (L1), as a GEMM micro-kernel does. Each thread runs its own loop for the
 /// whole window; the figures are the per-chunk GFLOP/s summed over threads: the best chunk and the median.
 /// </summary>

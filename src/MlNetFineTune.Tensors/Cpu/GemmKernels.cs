@@ -33,11 +33,11 @@ internal static unsafe class GemmKernels
 
     /// <summary>
     /// Turns off the four-step unrolling of the Vector256 kernels' k loop (for measurements). Unrolled, an iteration
-    /// issues 97 instructions for 48 FMAs (prefetches included) instead of 4 x 29: on this VM, whose cores share their front end and load
-    /// ports with a host sibling, the L1/L2-resident 6x16 kernel's mean went from 78.5 to 88.2 GFLOP/s (one thread,
-    /// kc 256 and 1024, variants alternated call by call; the deciles meet at 101-102 when the core runs alone). Each
-    /// accumulator still sums over k in order, so the results are the same bits. A field without an initialiser, as
-    /// <see cref="NoBPrefetch"/>.
+    /// issues 97 instructions for 48 FMAs (prefetches included) instead of 4 x 29. On this VM, whose cores lose load
+    /// and front-end throughput to something outside the guest in spells, the L1/L2-resident 6x16 kernel's mean went
+    /// from 78.5 to 88.2 GFLOP/s (one thread, kc 256 and 1024, variants alternated call by call; the deciles meet at
+    /// 101-102 when the core runs undisturbed). Each accumulator still sums over k in order: the same bits. A field
+    /// without an initialiser, as <see cref="NoBPrefetch"/>.
     /// </summary>
     internal static bool NoUnroll;
 
