@@ -1062,7 +1062,7 @@ public static class ConvKernels
             Col2imChannels(s, col, gx, gxOff, 0, cg);
     }
 
-    private static void Col2imChannels(in Conv2dShape s, float[] col, float[] gx, int gxOff, int c0, int c1)
+    private static unsafe void Col2imChannels(in Conv2dShape s, float[] col, float[] gx, int gxOff, int c0, int c1)
     {
         if (UsePaddedPlanes(s))
         {
@@ -1094,6 +1094,14 @@ public static class ConvKernels
                         if (hi <= lo) continue;
                         var d = dstRow.Slice(lo + offW, hi - lo);
                         TensorPrimitives.Add(d, srcRow.Slice(lo, hi - lo), d);
+                    }
+                    else if (sW == 2 && !NoStride2Vector)
+                    {
+                        // Output columns xo in [lo, hi) add into input column 2 xo + offW (inside the row).
+                        int lo = Math.Clamp((1 - offW) / 2, 0, ow), hi = Math.Clamp((w - offW + 1) / 2, lo, ow);
+                        if (hi > lo)
+                            fixed (float* ps = &srcRow[lo], pd = &dstRow[2 * lo + offW])
+                                AddToEvens(ps, pd, hi - lo);
                     }
                     else
                     {
