@@ -933,6 +933,16 @@ public static class ConvKernels
     internal static bool NoStride2Vector;
 
     /// <summary>
+    /// The output columns [lo, hi) within [x0, x1) whose stride-2 tap 2 xo + offW lies inside a row of w input
+    /// columns (lo &lt;= hi; empty when none does).
+    /// </summary>
+    private static (int Lo, int Hi) Stride2Inside(int offW, int w, int x0, int x1)
+    {
+        int lo = Math.Clamp((1 - offW) / 2, x0, x1);
+        return (lo, Math.Clamp((w - offW + 1) / 2, lo, x1));
+    }
+
+    /// <summary>
     /// dst[i] = src[2i] for i &lt; n, reading src[0 .. 2n - 2] only. With AVX2 eight at a time from 16 floats; the
     /// last eight, whose 16 floats would end one past src[2n - 2], are taken as the odd elements of the 16 floats
     /// one earlier (they overlap the group before: the same values written again). The taps of stride-2
@@ -1030,7 +1040,7 @@ public static class ConvKernels
                     else if (sW == 2 && !NoStride2Vector)
                     {
                         // Output columns xo in [lo, hi) read input column 2 xo + offW when inside the row.
-                        int lo = Math.Clamp((1 - offW) / 2, x0, x1), hi = Math.Clamp((w - offW + 1) / 2, lo, x1);
+                        var (lo, hi) = Stride2Inside(offW, w, x0, x1);
                         dstRow.Slice(0, lo - x0).Clear();
                         if (hi > lo)
                             fixed (float* ps = &x[srcBase + 2 * lo + offW], pd = &dstRow[lo - x0])
@@ -1098,7 +1108,7 @@ public static class ConvKernels
                     else if (sW == 2 && !NoStride2Vector)
                     {
                         // Output columns xo in [lo, hi) add into input column 2 xo + offW (inside the row).
-                        int lo = Math.Clamp((1 - offW) / 2, 0, ow), hi = Math.Clamp((w - offW + 1) / 2, lo, ow);
+                        var (lo, hi) = Stride2Inside(offW, w, 0, ow);
                         if (hi > lo)
                             fixed (float* ps = &srcRow[lo], pd = &dstRow[2 * lo + offW])
                                 AddToEvens(ps, pd, hi - lo);
