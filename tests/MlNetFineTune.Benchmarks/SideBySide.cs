@@ -103,7 +103,7 @@ public static class SideBySideSuite
         // The cores' fp32 FMA peak here and now (see MachineProbe): GEMM lines report their share of it.
         var probe = MachineProbe.Measure(threads, 1.0);
         if (probe is { } pk)
-            Console.WriteLine($"# fma peak, {threads} threads: register-only best {pk.Registers.Best:F0} median {pk.Registers.Median:F0} GFLOP/s; " +
+            Console.WriteLine($"# fma peak ({(MachineProbe.Wide ? "Vector512" : "Vector256")}), {threads} threads: register-only best {pk.Registers.Best:F0} median {pk.Registers.Median:F0} GFLOP/s; " +
                 $"with L1 loads best {pk.L1Loads.Best:F0} median {pk.L1Loads.Median:F0} GFLOP/s (the ceiling of any GEMM here)");
         else
             Console.WriteLine("# fma peak: not measured (no AVX + FMA)");
@@ -147,6 +147,7 @@ public static class SideBySideSuite
                     ["dotnet"] = Environment.Version.ToString(),
                     ["fma_peak_gflops"] = probe is { } p1 ? new JsonObject
                     {
+                        ["vector"] = MachineProbe.Wide ? "Vector512" : "Vector256",
                         ["register_only_best"] = Num(p1.Registers.Best),
                         ["register_only_median"] = Num(p1.Registers.Median),
                         ["l1_loads_best"] = Num(p1.L1Loads.Best),
