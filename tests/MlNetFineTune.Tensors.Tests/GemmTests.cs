@@ -498,6 +498,71 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public void Sgemm_SmallPanelKernels_AreBitwiseTheFullKernel_AndRight()
+    {
+        // A last row panel of fewer rows than MR runs the smallest kernel that covers it (Vector512: 4, 8 or 12 rows of
+        // a 12-row panel; Vector256: 4 or 6 of 6), straight into C when it covers exactly the panel's rows. Each row must
+        // come out with the bits the full kernel gives it (GemmPacked.NoSmallPanelKernels), and right, with bias, GELU,
+        // accumulation, packed or prepacked B, at one and two threads. A level the hardware lacks runs emulated.
+        var savedOverride = Gemm.KernelOverride;
+        try
+        {
+            foreach (var level in new[] { SimdLevel.Vector256, SimdLevel.Vector512 })
+            {
+                using var scope = level <= Simd.Hardware ? Simd.Force(level) : null;
+                Gemm.KernelOverride = level <= Simd.Hardware ? savedOverride : level;
+                int seed = 5151 + (int)level;
+                foreach (int m in new[] { 1, 3, 4, 5, 8, 9, 12, 13, 16, 20, 27, 32 })
+                foreach (var (n, k) in new[] { (32, 24), (45, 70) })
+                foreach (bool transB in new[] { true, false })
+                {
+                    var pr = MakeProblem(false, transB, m, n, k, seed++);
+                    var rng = new Random(seed);
+                    var bias = Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+                    foreach (bool accumulate in new[] { false, true })
+                    foreach (var (b, act) in new[] { ((float[]?)null, GemmActivation.None), (bias, GemmActivation.Gelu), (bias, GemmActivation.None) })
+                    foreach (bool prepacked in new[] { false, true })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        string what = $"{level} {pr.Describe()} acc={accumulate} bias={b != null} {act} prepacked={prepacked} threads={threads}";
+                        float[] Run(bool full)
+                        {
+                            float[] got = [];
+                            bool before = GemmPacked.NoSmallPanelKernels;
+                            GemmPacked.NoSmallPanelKernels = full;
+                            try
+                            {
+                                WithHooks(forcePacked: true, blocking: null, () => WithThreads(threads, () =>
+                                {
+                                    if (prepacked) got = RunPrepacked(pr, accumulate, b, act);
+                                    else
+                                    {
+                                        got = (float[])pr.C0.Data.Clone();
+                                        Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
+                                            got, pr.C0.Offset, pr.C0.Ld, accumulate, b, b == null ? 0 : 3, act);
+                                    }
+                                }));
+                            }
+                            finally { GemmPacked.NoSmallPanelKernels = before; }
+                            return got;
+                        }
+                        var small = Run(full: false);
+                        Assert.True(Run(full: true).AsSpan().SequenceEqual(small), $"{what}: the smaller kernel changed bits");
+                        if (b == null) Verify(pr, accumulate, small, what);
+                        else
+                        {
+                            var (want, allowed) = Unfused(pr, accumulate, b, act);
+                            for (int i = 0; i < small.Length; i++)
+                                Assert.True(Math.Abs(small[i] - want[i]) <= allowed[i], $"{what}: [{i}] {small[i]} vs {want[i]} (allowed {allowed[i]:E2})");
+                        }
+                    }
+                }
+            }
+        }
+        finally { Gemm.KernelOverride = savedOverride; }
+    }
+
+    [Fact]
     public void Sgemm_Vector512Kernel_MatchesReference_EvenWithoutHardware()
     {
         // Without AVX-512 the Vector512 kernel runs in software emulation: slow, but it must still be right.

@@ -51,7 +51,7 @@ public static class Gemm
     /// <summary>
     /// <see cref="Sgemm"/> followed, tile by tile while C is still in cache, by C[i, j] += bias[biasOffset + j]
     /// (when <paramref name="bias"/> is given) and then <paramref name="activation"/>: a linear layer's bias and
-    /// activation without separate passes over C. When C is overwritten, the Vector256 kernels start each sum
+    /// activation without separate passes over C. When C is overwritten, the vector kernels start each sum
     /// from the bias (no pass at all); otherwise it is added to each finished tile, after the products and the
     /// old C. The two orders differ by rounding only; either way the result is the same at every thread count.
     /// </summary>

@@ -41,108 +41,108 @@ internal static unsafe class GemmKernels
     /// </summary>
     internal static bool NoUnroll;
 
-    /// <summary>12x32 Vector512 micro-kernel: C[12,32] (=|+=) sum_p A_panel[p,0..12) * B_panel[p,0..32).</summary>
+    /// <summary>
+    /// 12x32 Vector512 micro-kernel: C[12,32] (=|+=) sum_p A_panel[p,0..12) * B_panel[p,0..32); with
+    /// <paramref name="init"/> (only with overwrite) C[r, j] = init[j] + sum_p ..., the sum starting from init.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Kernel512_12x32(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init = null)
+        => Kernel512x32<TwelveRows>(kc, a, b, c, ldc, overwrite, init);
+
+    /// <summary>
+    /// The first eight rows of a 12x32 Vector512 tile (A a 12-row packed panel): for a last row panel of five to eight
+    /// rows (m = 32 is 12 + 12 + 8), two thirds of the 12-row kernel's work, the same products in the same order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Kernel512_8x32(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init = null)
+        => Kernel512x32<EightRows>(kc, a, b, c, ldc, overwrite, init);
+
+    /// <summary>The first four rows of a 12x32 Vector512 tile: for a last row panel of at most four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Kernel512_4x32(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init = null)
+        => Kernel512x32<FourRows>(kc, a, b, c, ldc, overwrite, init);
+
+    /// <summary>The rows of a 12x32 Vector512 panel that <see cref="Kernel512x32{TRows}"/> computes, given the panel's rows.</summary>
+    internal static int Rows512(int rows) => rows <= 4 ? 4 : rows <= 8 ? 8 : 12;
+
+    /// <summary>
+    /// The 12-, 8- and 4-row Vector512 kernels in one body (as <see cref="Kernel256x16{TRows}"/>): 24, 16 or 8
+    /// accumulators, two B vectors, one broadcast, 27 of the 32 zmm registers at most. A k step is two cache lines of
+    /// packed B; the kernel prefetches B as the Vector256 kernels do (<see cref="NoBPrefetch"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Kernel512_12x32(int kc, float* a, float* b, float* c, nint ldc, bool overwrite)
+    private static void Kernel512x32<TRows>(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init)
+        where TRows : struct, IKernelRows
     {
-        Vector512<float> c00 = Vector512<float>.Zero, c01 = Vector512<float>.Zero, c10 = Vector512<float>.Zero, c11 = Vector512<float>.Zero, c20 = Vector512<float>.Zero, c21 = Vector512<float>.Zero, c30 = Vector512<float>.Zero, c31 = Vector512<float>.Zero, c40 = Vector512<float>.Zero, c41 = Vector512<float>.Zero, c50 = Vector512<float>.Zero, c51 = Vector512<float>.Zero, c60 = Vector512<float>.Zero, c61 = Vector512<float>.Zero, c70 = Vector512<float>.Zero, c71 = Vector512<float>.Zero, c80 = Vector512<float>.Zero, c81 = Vector512<float>.Zero, c90 = Vector512<float>.Zero, c91 = Vector512<float>.Zero, c100 = Vector512<float>.Zero, c101 = Vector512<float>.Zero, c110 = Vector512<float>.Zero, c111 = Vector512<float>.Zero;
+        bool eight = typeof(TRows) != typeof(FourRows), twelve = typeof(TRows) == typeof(TwelveRows);
+        Vector512<float> i0 = init == null ? Vector512<float>.Zero : Vector512.Load(init);
+        Vector512<float> i1 = init == null ? Vector512<float>.Zero : Vector512.Load(init + 16);
+        Vector512<float> c00 = i0, c01 = i1, c10 = i0, c11 = i1, c20 = i0, c21 = i1, c30 = i0, c31 = i1, c40 = i0, c41 = i1, c50 = i0, c51 = i1, c60 = i0, c61 = i1, c70 = i0, c71 = i1, c80 = i0, c81 = i1, c90 = i0, c91 = i1, c100 = i0, c101 = i1, c110 = i0, c111 = i1;
         Vector512<float> b0, b1, av;
+        nint pf = NoBPrefetch ? 0 : BPrefetchFloats;
         for (int p = 0; p < kc; p++)
         {
-            b0 = Vector512.Load(b + 0);
-            b1 = Vector512.Load(b + 16);
-            av = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            av = Vector512.Create(a[8]);
-            c80 = Vector512.FusedMultiplyAdd(av, b0, c80);
-            c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
-            av = Vector512.Create(a[9]);
-            c90 = Vector512.FusedMultiplyAdd(av, b0, c90);
-            c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
-            av = Vector512.Create(a[10]);
-            c100 = Vector512.FusedMultiplyAdd(av, b0, c100);
-            c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
-            av = Vector512.Create(a[11]);
-            c110 = Vector512.FusedMultiplyAdd(av, b0, c110);
-            c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+            if (pf != 0 && Sse.IsSupported) { Sse.Prefetch0(b + pf); Sse.Prefetch0(b + pf + 16); }
+            b0 = Vector512.Load(b + 0); b1 = Vector512.Load(b + 16);
+            av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            if (eight)
+            {
+                av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+                av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+                av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+                av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            }
+            if (twelve)
+            {
+                av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
+                av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
+                av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+                av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+            }
             a += 12;
             b += 32;
         }
-        if (overwrite)
+        if (!overwrite)
         {
-            Vector512.Store(c00, c + 0 * ldc + 0);
-            Vector512.Store(c01, c + 0 * ldc + 16);
-            Vector512.Store(c10, c + 1 * ldc + 0);
-            Vector512.Store(c11, c + 1 * ldc + 16);
-            Vector512.Store(c20, c + 2 * ldc + 0);
-            Vector512.Store(c21, c + 2 * ldc + 16);
-            Vector512.Store(c30, c + 3 * ldc + 0);
-            Vector512.Store(c31, c + 3 * ldc + 16);
-            Vector512.Store(c40, c + 4 * ldc + 0);
-            Vector512.Store(c41, c + 4 * ldc + 16);
-            Vector512.Store(c50, c + 5 * ldc + 0);
-            Vector512.Store(c51, c + 5 * ldc + 16);
-            Vector512.Store(c60, c + 6 * ldc + 0);
-            Vector512.Store(c61, c + 6 * ldc + 16);
-            Vector512.Store(c70, c + 7 * ldc + 0);
-            Vector512.Store(c71, c + 7 * ldc + 16);
-            Vector512.Store(c80, c + 8 * ldc + 0);
-            Vector512.Store(c81, c + 8 * ldc + 16);
-            Vector512.Store(c90, c + 9 * ldc + 0);
-            Vector512.Store(c91, c + 9 * ldc + 16);
-            Vector512.Store(c100, c + 10 * ldc + 0);
-            Vector512.Store(c101, c + 10 * ldc + 16);
-            Vector512.Store(c110, c + 11 * ldc + 0);
-            Vector512.Store(c111, c + 11 * ldc + 16);
+            c00 += Vector512.Load(c + 0 * ldc + 0); c01 += Vector512.Load(c + 0 * ldc + 16);
+            c10 += Vector512.Load(c + 1 * ldc + 0); c11 += Vector512.Load(c + 1 * ldc + 16);
+            c20 += Vector512.Load(c + 2 * ldc + 0); c21 += Vector512.Load(c + 2 * ldc + 16);
+            c30 += Vector512.Load(c + 3 * ldc + 0); c31 += Vector512.Load(c + 3 * ldc + 16);
+            if (eight)
+            {
+                c40 += Vector512.Load(c + 4 * ldc + 0); c41 += Vector512.Load(c + 4 * ldc + 16);
+                c50 += Vector512.Load(c + 5 * ldc + 0); c51 += Vector512.Load(c + 5 * ldc + 16);
+                c60 += Vector512.Load(c + 6 * ldc + 0); c61 += Vector512.Load(c + 6 * ldc + 16);
+                c70 += Vector512.Load(c + 7 * ldc + 0); c71 += Vector512.Load(c + 7 * ldc + 16);
+            }
+            if (twelve)
+            {
+                c80 += Vector512.Load(c + 8 * ldc + 0); c81 += Vector512.Load(c + 8 * ldc + 16);
+                c90 += Vector512.Load(c + 9 * ldc + 0); c91 += Vector512.Load(c + 9 * ldc + 16);
+                c100 += Vector512.Load(c + 10 * ldc + 0); c101 += Vector512.Load(c + 10 * ldc + 16);
+                c110 += Vector512.Load(c + 11 * ldc + 0); c111 += Vector512.Load(c + 11 * ldc + 16);
+            }
         }
-        else
+        Vector512.Store(c00, c + 0 * ldc + 0); Vector512.Store(c01, c + 0 * ldc + 16);
+        Vector512.Store(c10, c + 1 * ldc + 0); Vector512.Store(c11, c + 1 * ldc + 16);
+        Vector512.Store(c20, c + 2 * ldc + 0); Vector512.Store(c21, c + 2 * ldc + 16);
+        Vector512.Store(c30, c + 3 * ldc + 0); Vector512.Store(c31, c + 3 * ldc + 16);
+        if (eight)
         {
-            Vector512.Store(Vector512.Load(c + 0 * ldc + 0) + c00, c + 0 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 0 * ldc + 16) + c01, c + 0 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 1 * ldc + 0) + c10, c + 1 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 1 * ldc + 16) + c11, c + 1 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 2 * ldc + 0) + c20, c + 2 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 2 * ldc + 16) + c21, c + 2 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 3 * ldc + 0) + c30, c + 3 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 3 * ldc + 16) + c31, c + 3 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 4 * ldc + 0) + c40, c + 4 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 4 * ldc + 16) + c41, c + 4 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 5 * ldc + 0) + c50, c + 5 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 5 * ldc + 16) + c51, c + 5 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 6 * ldc + 0) + c60, c + 6 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 6 * ldc + 16) + c61, c + 6 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 7 * ldc + 0) + c70, c + 7 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 7 * ldc + 16) + c71, c + 7 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 8 * ldc + 0) + c80, c + 8 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 8 * ldc + 16) + c81, c + 8 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 9 * ldc + 0) + c90, c + 9 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 9 * ldc + 16) + c91, c + 9 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 10 * ldc + 0) + c100, c + 10 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 10 * ldc + 16) + c101, c + 10 * ldc + 16);
-            Vector512.Store(Vector512.Load(c + 11 * ldc + 0) + c110, c + 11 * ldc + 0);
-            Vector512.Store(Vector512.Load(c + 11 * ldc + 16) + c111, c + 11 * ldc + 16);
+            Vector512.Store(c40, c + 4 * ldc + 0); Vector512.Store(c41, c + 4 * ldc + 16);
+            Vector512.Store(c50, c + 5 * ldc + 0); Vector512.Store(c51, c + 5 * ldc + 16);
+            Vector512.Store(c60, c + 6 * ldc + 0); Vector512.Store(c61, c + 6 * ldc + 16);
+            Vector512.Store(c70, c + 7 * ldc + 0); Vector512.Store(c71, c + 7 * ldc + 16);
+        }
+        if (twelve)
+        {
+            Vector512.Store(c80, c + 8 * ldc + 0); Vector512.Store(c81, c + 8 * ldc + 16);
+            Vector512.Store(c90, c + 9 * ldc + 0); Vector512.Store(c91, c + 9 * ldc + 16);
+            Vector512.Store(c100, c + 10 * ldc + 0); Vector512.Store(c101, c + 10 * ldc + 16);
+            Vector512.Store(c110, c + 11 * ldc + 0); Vector512.Store(c111, c + 11 * ldc + 16);
         }
     }
 
@@ -167,6 +167,8 @@ internal static unsafe class GemmKernels
     private interface IKernelRows;
     private struct SixRows : IKernelRows;
     private struct FourRows : IKernelRows;
+    private struct EightRows : IKernelRows;
+    private struct TwelveRows : IKernelRows;
 
     /// <summary>
     /// The 6x16 and 4x16 Vector256 kernels in one body: <typeparamref name="TRows"/> is a struct, so the JIT compiles

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -17,8 +18,12 @@ internal readonly record struct GemmBlocking(SimdLevel Level, int MR, int NR, in
     {
         var bk = level switch
         {
-            // B micro-panel 192*32*4 = 24 KB, A block 240*192*4 = 180 KB, B block 192*4096*4 = 3 MB.
-            SimdLevel.Vector512 => new GemmBlocking(level, 12, 32, 192, 240, 4096),
+            // KC 1024, MC 120, NC 2048, as Vector256 (below): B micro-panel 1024*32*4 = 128 KB (L2, under the kernel's
+            // B prefetch), A block 120*1024*4 = 480 KB (L2 1 MB on Zen 5), B block 8 MB (L3). Against the first
+            // 192 / 240 / 4096 on the AVX-512 EPYC (Zen 5) VM, 2 threads, variants alternated call by call, median
+            // GFLOP/s (a busy spell): 1024^3 303 -> 403 (KC 512: 367), 4096x256x1024 355 -> 389, 256x1024x4096 TN
+            // 343 -> 367, 4096x1024x256 NT 376 -> 407, 32x256x1024 NT 101 -> 125; one 32-token sentence 1.20 -> 1.10 ms.
+            SimdLevel.Vector512 => new GemmBlocking(level, 12, 32, 1024, 120, 2048),
             // KC 1024, MC 96, NC 2048: B micro-panel 1024*16*4 = 64 KB (streamed from L2 under the kernel's B prefetch),
             // A block 96*1024*4 = 384 KB (L2), B block 1024*2048*4 = 8 MB (L3, shared). A product with k <= 1024 runs
             // in one k block: C is written once and every kernel call runs the whole depth. Against the earlier 384 /
@@ -81,6 +86,14 @@ internal static unsafe class GemmPacked
     /// GemmKernels.
     /// </summary>
     internal static bool NoTailSplit;
+
+    /// <summary>
+    /// Turns off the smaller kernels for a last row panel (for measurements and tests): every panel then runs the
+    /// level's full MR-row kernel, through the tile buffer when it has fewer rows. A 12-row Vector512 panel's first 8
+    /// or 4 rows (a 6-row Vector256 panel's first 4) come out with the same bits either way. A field without an
+    /// initialiser, as in GemmKernels.
+    /// </summary>
+    internal static bool NoSmallPanelKernels;
 
     /// <summary>
     /// Whether an mc-row block of A ends in two panels of at most four rows instead of a full panel and one of one or
@@ -292,9 +305,9 @@ internal static unsafe class GemmPacked
             int kBlocks = KBlocks, nBlocks = NBlocks, nPanels = NPanels;
 
             var (unitPanels, rowBlocks) = RowBlocks(bk, m, team);
-            // A bias over a product that overwrites C starts the Vector256 kernel's sums at the first k block
+            // A bias over a product that overwrites C starts the vector kernels' sums at the first k block
             // (instead of a pass over each finished tile): C = bias + sum_p a b.
-            bool foldBias = Epilogue.Bias != null && !Accumulate && bk.Level == SimdLevel.Vector256;
+            bool foldBias = Epilogue.Bias != null && !Accumulate && bk.Level != SimdLevel.Scalar;
             float* apack = Buffers.PackA((long)unitPanels * mr * ((k + kBlocks - 1) / kBlocks));
 
             int bBase = 0, uBase = 0;
@@ -406,6 +419,7 @@ internal static unsafe class GemmPacked
         float* apack, float* bpack, float* c, nint ldc, bool overwrite, float* biasInit, GemmEpilogue epilogue, bool splitTail)
     {
         int mr = bk.MR, nr = bk.NR;
+        bool small = !NoSmallPanelKernels;
         float* tile = stackalloc float[16 * 32];
         float* padded = stackalloc float[32];
         var level = bk.Level;
@@ -414,7 +428,7 @@ internal static unsafe class GemmPacked
             int j = jp * nr;
             int cols = Math.Min(nr, nc - j);
             float* bp = bpack + (nint)jp * kc * nr;
-            // Per-column starting values (Vector256 kernels, overwrite only); a ragged last panel reads them zero-padded.
+            // Per-column starting values (vector kernels, overwrite only); a ragged last panel reads them zero-padded.
             float* init = null;
             if (biasInit != null)
             {
@@ -431,32 +445,26 @@ internal static unsafe class GemmPacked
                 var (i, rows) = Panel(mr, mc, ip, splitTail);
                 float* ap = apack + (nint)ip * mr * kc;
                 float* cij = c + i * ldc + j;
-                if (rows == mr && cols == nr)
+                int kr = small ? KernelRows(level, rows) : mr;
+                if (cols == nr && kr == rows)
                 {
                     if (Sse.IsSupported)
                     {
                         // The kernel reads the C tile only at its end: start fetching it now.
-                        for (int r = 0; r < mr; r++)
+                        for (int r = 0; r < rows; r++)
                         {
                             float* cr = cij + r * ldc;
                             for (int q = 0; q < nr; q += 16) Sse.Prefetch0(cr + q);
                             Sse.Prefetch0(cr + nr - 1);
                         }
                     }
-                    if (init != null) GemmKernels.Kernel256_6x16(kc, ap, bp, cij, ldc, true, init);
-                    else Kernel(level, kc, ap, bp, cij, ldc, overwrite);
-                }
-                else if (rows == 4 && cols == nr && level == SimdLevel.Vector256)
-                {
-                    // A split tail's full 4-row panel: straight into C (init only comes with overwrite).
-                    GemmKernels.Kernel256_4x16(kc, ap, bp, cij, ldc, overwrite, init);
+                    // A full panel, or a last one (or a split tail's) of exactly as many rows as a smaller kernel computes.
+                    PanelKernel(level, kr, kc, ap, bp, cij, ldc, overwrite, init);
                 }
                 else
                 {
-                    // The tile buffer holds NR-wide rows; a last panel of at most four rows needs only four.
-                    if (rows <= 4 && level == SimdLevel.Vector256) GemmKernels.Kernel256_4x16(kc, ap, bp, tile, nr, true, init);
-                    else if (init != null) GemmKernels.Kernel256_6x16(kc, ap, bp, tile, nr, true, init);
-                    else Kernel(level, kc, ap, bp, tile, nr, true);
+                    // Through the tile buffer (NR-wide rows): the kernel computes kr rows, C takes rows x cols.
+                    PanelKernel(level, kr, kc, ap, bp, tile, nr, true, init);
                     for (int r = 0; r < rows; r++)
                     {
                         float* src = tile + r * nr;
@@ -470,12 +478,41 @@ internal static unsafe class GemmPacked
         }
     }
 
+    /// <summary>
+    /// The rows the kernel for a panel of <paramref name="rows"/> rows computes: the smallest of the level's kernels
+    /// (Vector512 12, 8 or 4 rows; Vector256 6 or 4; scalar 4) that covers them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel(SimdLevel level, int kc, float* a, float* b, float* c, nint ldc, bool overwrite)
+    internal static int KernelRows(SimdLevel level, int rows) => level switch
     {
-        if (level == SimdLevel.Vector512) GemmKernels.Kernel512_12x32(kc, a, b, c, ldc, overwrite);
-        else if (level == SimdLevel.Vector256) GemmKernels.Kernel256_6x16(kc, a, b, c, ldc, overwrite);
-        else GemmKernels.KernelScalar4x4(kc, a, b, c, ldc, overwrite);
+        SimdLevel.Vector512 => GemmKernels.Rows512(rows),
+        SimdLevel.Vector256 => rows <= 4 ? 4 : 6,
+        _ => 4,
+    };
+
+    /// <summary>
+    /// Runs the level's kernel that computes <paramref name="rows"/> rows (one of <see cref="KernelRows"/>' answers) of
+    /// a packed panel into c; <paramref name="init"/> (per-column starting sums, with overwrite) only at the vector levels.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PanelKernel(SimdLevel level, int rows, int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init)
+    {
+        if (level == SimdLevel.Vector512)
+        {
+            if (rows > 8) GemmKernels.Kernel512_12x32(kc, a, b, c, ldc, overwrite, init);
+            else if (rows > 4) GemmKernels.Kernel512_8x32(kc, a, b, c, ldc, overwrite, init);
+            else GemmKernels.Kernel512_4x32(kc, a, b, c, ldc, overwrite, init);
+        }
+        else if (level == SimdLevel.Vector256)
+        {
+            if (rows > 4) GemmKernels.Kernel256_6x16(kc, a, b, c, ldc, overwrite, init);
+            else GemmKernels.Kernel256_4x16(kc, a, b, c, ldc, overwrite, init);
+        }
+        else
+        {
+            Debug.Assert(init == null, "the scalar kernel starts from zero");
+            GemmKernels.KernelScalar4x4(kc, a, b, c, ldc, overwrite);
+        }
     }
 
     // ---------------------------------------------------------------------------------------------------
