@@ -96,6 +96,12 @@ internal static unsafe class GemmPacked
     internal static bool NoSmallPanelKernels;
 
     /// <summary>
+    /// Packs a partial A panel (fewer rows than MR) one row at a time, as before the vector packing covered it (for
+    /// measurements). A field without an initialiser, as in GemmKernels.
+    /// </summary>
+    internal static bool NoPartialInterleave;
+
+    /// <summary>
     /// Whether an mc-row block of A ends in two panels of at most four rows instead of a full panel and one of one or
     /// two rows (Vector256, A packed by interleaving). The 4-row kernel's eight FMA chains already take as long per k
     /// step for one or two rows as for four, so 32 rows as 6+6+6+6+4+4 cost 32 cycles per k step against 34 for
@@ -575,13 +581,14 @@ internal static unsafe class GemmPacked
 
     /// <summary>
     /// dst[p*r + x] = src[x*ld + p] for x &lt; rows (0 for rows &lt;= x &lt; r), p &lt; kc: the source rows run
-    /// along k. Full panels are transposed 4 k steps at a time with SSE shuffles.
+    /// along k. Rows in groups of four (then one pair) are transposed 4 k steps at a time with SSE shuffles, in a
+    /// last partial panel too (m = 32 ends in an 8-row panel of 12 at Vector512); the rest one by one.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackInterleave(float* src, nint ld, int rows, int r, int kc, float* dst)
     {
-        int p = 0;
-        if (rows == r && Sse.IsSupported && (r % 4 == 0 || r % 4 == 2) && kc >= 4)
+        int p = 0, vectorRows = 0;
+        if (Sse.IsSupported && rows >= 2 && kc >= 4 && (!NoPartialInterleave || rows == r))
         {
             // Four source rows at a time over all of k (few read streams), 4x4 transposes.
             int kc4 = kc & ~3;
@@ -589,7 +596,7 @@ internal static unsafe class GemmPacked
             int x = 0;
             nint ahead = r * ld;   // the same rows of the next panel
             bool pf = !NoInterleavePrefetch;
-            for (; x + 4 <= r; x += 4)
+            for (; x + 4 <= rows; x += 4)
             {
                 float* s = src + x * ld;
                 float* d = dst + x;
@@ -616,7 +623,7 @@ internal static unsafe class GemmPacked
                     Sse.Store(d + 3 * r, Sse.MoveHighToLow(t3, t1));
                 }
             }
-            if (x + 2 == r)
+            if (x + 2 <= rows)
             {
                 float* s = src + x * ld;
                 float* d = dst + x;
@@ -636,14 +643,16 @@ internal static unsafe class GemmPacked
                     Sse.StoreLow(d + 2 * r, u1);
                     Sse.StoreHigh(d + 3 * r, u1);
                 }
+                x += 2;
             }
             p = kc4;
+            vectorRows = x;
         }
         for (int x = 0; x < rows; x++)
         {
             float* s = src + x * ld;
             float* d = dst + x;
-            for (int q = p; q < kc; q++) d[(nint)q * r] = s[q];
+            for (int q = x < vectorRows ? p : 0; q < kc; q++) d[(nint)q * r] = s[q];
         }
         for (int x = rows; x < r; x++)
             for (int q = p; q < kc; q++) dst[(nint)q * r + x] = 0;
@@ -772,11 +781,22 @@ internal readonly unsafe struct GemmEpilogue(float* bias, GemmActivation activat
         // A tile row is 16-32 floats: inline vector bias adds and exact GELU (a library call per row cost more
         // than the work); the same arithmetic as VecKernels.Gelu, so the same values.
         bool v256 = Vector256.IsHardwareAccelerated && Simd.Level != SimdLevel.Scalar;
+        bool v512 = v256 && Vector512.IsHardwareAccelerated && Simd.Level == SimdLevel.Vector512;
         bool gelu = Activation == GemmActivation.Gelu;
         for (int r = 0; r < rows; r++)
         {
             float* row = c + r * ldc;
             int q = 0;
+            if (v512 && (bias != null || gelu))
+            {
+                for (; q + 16 <= cols; q += 16)
+                {
+                    var v = Vector512.Load(row + q);
+                    if (bias != null) v += Vector512.Load(bias + q);
+                    if (gelu) v = VecKernels.GeluExact(v);
+                    v.Store(row + q);
+                }
+            }
             if (v256 && (bias != null || gelu))
             {
                 for (; q + 8 <= cols; q += 8)
