@@ -19,10 +19,12 @@ internal readonly record struct GemmBlocking(SimdLevel Level, int MR, int NR, in
         var bk = level switch
         {
             // KC 1024, MC 120, NC 2048, as Vector256 (below): B micro-panel 1024*32*4 = 128 KB (L2, under the kernel's
-            // B prefetch), A block 120*1024*4 = 480 KB (L2 1 MB on Zen 5), B block 8 MB (L3). Against the first
-            // 192 / 240 / 4096 on the AVX-512 EPYC (Zen 5) VM, 2 threads, variants alternated call by call, median
-            // GFLOP/s (a busy spell): 1024^3 303 -> 403 (KC 512: 367), 4096x256x1024 355 -> 389, 256x1024x4096 TN
-            // 343 -> 367, 4096x1024x256 NT 376 -> 407, 32x256x1024 NT 101 -> 125; one 32-token sentence 1.20 -> 1.10 ms.
+            // B prefetch), A block 120*1024*4 = 480 KB (L2 1 MB on Zen 5), B block 8 MB (L3). On the AVX-512 EPYC (Zen 5)
+            // VM, 2 threads, variants alternated call by call, median GFLOP/s, three runs: the first 192 / 240 / 4096
+            // against this, 256x1024x4096 TN 343 -> 367, 4096x1024x256 NT 376 -> 407, 32x1024x256 NT 140 -> 171,
+            // 32x256x1024 NT 101 -> 125, 256^3 340 -> 346, one 32-token sentence 1.20 -> 1.10 ms; KC 192 -> 512 (MC 240):
+            // 1024^3 303 -> 367, 4096x256x1024 355 -> 392; KC 512 (MC 240, NC 4096) against this: 1024^3 401 / 403,
+            // 2048^3 394 / 403, 4096x256x1024 378 / 389.
             SimdLevel.Vector512 => new GemmBlocking(level, 12, 32, 1024, 120, 2048),
             // KC 1024, MC 96, NC 2048: B micro-panel 1024*16*4 = 64 KB (streamed from L2 under the kernel's B prefetch),
             // A block 96*1024*4 = 384 KB (L2), B block 1024*2048*4 = 8 MB (L3, shared). A product with k <= 1024 runs
