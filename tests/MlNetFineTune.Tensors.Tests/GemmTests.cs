@@ -294,6 +294,61 @@ public sealed class GemmTests
         return c;
     }
 
+    // For each m, (n, k) and op(B) form, with and without bias and GELU, accumulating or not, B packed ahead or per call,
+    // at 1 and 2 threads (the packed path): the product with a switch set (off(true)) must be bitwise the product without
+    // it (off(false)), and right; the switch is set back to `restore` after each product.
+    private static void CheckSwitchKeepsBits(string what, Action<bool> off, bool restore, int[] ms, (int N, int K)[] nks, int seed)
+    {
+        foreach (int m in ms)
+        foreach (var (n, k) in nks)
+        foreach (bool transB in new[] { true, false })
+        {
+            var pr = MakeProblem(false, transB, m, n, k, seed++);
+            var rng = new Random(seed);
+            var bias = Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            foreach (bool accumulate in new[] { false, true })
+            foreach (var (b, act) in new[] { ((float[]?)null, GemmActivation.None), (bias, GemmActivation.Gelu), (bias, GemmActivation.None) })
+            foreach (bool prepacked in new[] { false, true })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                string where = $"{pr.Describe()} acc={accumulate} bias={b != null} {act} prepacked={prepacked} threads={threads}";
+                float[] Run(bool set)
+                {
+                    off(set);
+                    try { return RunPackedPath(pr, accumulate, b, act, prepacked, threads); }
+                    finally { off(restore); }
+                }
+                var got = Run(false);
+                Assert.True(Run(true).AsSpan().SequenceEqual(got), $"{where}: {what} changed bits");
+                if (b == null) Verify(pr, accumulate, got, where);
+                else
+                {
+                    var (want, allowed) = Unfused(pr, accumulate, b, act);
+                    for (int i = 0; i < got.Length; i++)
+                        Assert.True(Math.Abs(got[i] - want[i]) <= allowed[i], $"{where}: [{i}] {got[i]} vs {want[i]} (allowed {allowed[i]:E2})");
+                }
+            }
+        }
+    }
+
+    // Runs pr through SgemmEpilogue on the packed path (bias at offset 3 when given) at `threads` threads, with op(B)
+    // packed ahead or packed per call.
+    private static float[] RunPackedPath(Problem pr, bool accumulate, float[]? bias, GemmActivation act, bool prepacked, int threads)
+    {
+        float[] got = [];
+        WithHooks(forcePacked: true, blocking: null, () => WithThreads(threads, () =>
+        {
+            if (prepacked) got = RunPrepacked(pr, accumulate, bias, act);
+            else
+            {
+                got = (float[])pr.C0.Data.Clone();
+                Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
+                    got, pr.C0.Offset, pr.C0.Ld, accumulate, bias, bias == null ? 0 : 3, act);
+            }
+        }));
+        return got;
+    }
+
     [Fact]
     public void SgemmWithPackedB_IsBitwiseTheProductThatPacksPerCall_AllLevelsBlockingsAndThreads()
     {
@@ -335,47 +390,11 @@ public sealed class GemmTests
         if (Simd.Hardware < SimdLevel.Vector256) return;
         using var scope = Simd.Force(SimdLevel.Vector256);
         var bk = GemmBlocking.For(SimdLevel.Vector256);
-        int seed = 4242;
-        foreach (int m in new[] { 7, 8, 13, 14, 31, 32, 38, 128, 151 })
-        foreach (var (n, k) in new[] { (16, 24), (40, 300) })
-        foreach (bool transB in new[] { true, false })
-        {
+        int[] ms = [7, 8, 13, 14, 31, 32, 38, 128, 151];
+        foreach (int m in ms)
             Assert.True(GemmPacked.SplitTail(bk, false, Math.Min(m, bk.MC)) || m > bk.MC, $"m={m} does not exercise the split tail");
-            var pr = MakeProblem(false, transB, m, n, k, seed++);
-            var rng = new Random(seed);
-            var bias = Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-            foreach (bool accumulate in new[] { false, true })
-            foreach (var (b, act) in new[] { ((float[]?)null, GemmActivation.None), (bias, GemmActivation.Gelu), (bias, GemmActivation.None) })
-            foreach (bool prepacked in new[] { false, true })
-            foreach (int threads in new[] { 1, 2 })
-            {
-                string what = $"{pr.Describe()} acc={accumulate} bias={b != null} {act} prepacked={prepacked} threads={threads}";
-                float[] Run(bool noSplit)
-                {
-                    float[] got = [];
-                    bool before = GemmPacked.NoTailSplit;
-                    GemmPacked.NoTailSplit = noSplit;
-                    try
-                    {
-                        WithHooks(forcePacked: true, blocking: null, () => WithThreads(threads, () =>
-                        {
-                            if (prepacked) got = RunPrepacked(pr, accumulate, b, act);
-                            else
-                            {
-                                got = (float[])pr.C0.Data.Clone();
-                                Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
-                                    got, pr.C0.Offset, pr.C0.Ld, accumulate, b, b == null ? 0 : 3, act);
-                            }
-                        }));
-                    }
-                    finally { GemmPacked.NoTailSplit = before; }
-                    return got;
-                }
-                var split = Run(noSplit: false);
-                Assert.True(Run(noSplit: true).AsSpan().SequenceEqual(split), $"{what}: the split tail changed bits");
-                if (b == null) Verify(pr, accumulate, split, what);
-            }
-        }
+        bool before = GemmPacked.NoTailSplit;
+        CheckSwitchKeepsBits("the split tail", off => GemmPacked.NoTailSplit = off, before, ms, [(16, 24), (40, 300)], 4242);
     }
 
     [Fact]
@@ -511,52 +530,9 @@ public sealed class GemmTests
             {
                 using var scope = level <= Simd.Hardware ? Simd.Force(level) : null;
                 Gemm.KernelOverride = level <= Simd.Hardware ? savedOverride : level;
-                int seed = 5151 + (int)level;
-                foreach (int m in new[] { 1, 3, 4, 5, 8, 9, 12, 13, 16, 20, 27, 32 })
-                foreach (var (n, k) in new[] { (32, 24), (45, 70) })
-                foreach (bool transB in new[] { true, false })
-                {
-                    var pr = MakeProblem(false, transB, m, n, k, seed++);
-                    var rng = new Random(seed);
-                    var bias = Enumerable.Range(0, n + 3).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-                    foreach (bool accumulate in new[] { false, true })
-                    foreach (var (b, act) in new[] { ((float[]?)null, GemmActivation.None), (bias, GemmActivation.Gelu), (bias, GemmActivation.None) })
-                    foreach (bool prepacked in new[] { false, true })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        string what = $"{level} {pr.Describe()} acc={accumulate} bias={b != null} {act} prepacked={prepacked} threads={threads}";
-                        float[] Run(bool full)
-                        {
-                            float[] got = [];
-                            bool before = GemmPacked.NoSmallPanelKernels;
-                            GemmPacked.NoSmallPanelKernels = full;
-                            try
-                            {
-                                WithHooks(forcePacked: true, blocking: null, () => WithThreads(threads, () =>
-                                {
-                                    if (prepacked) got = RunPrepacked(pr, accumulate, b, act);
-                                    else
-                                    {
-                                        got = (float[])pr.C0.Data.Clone();
-                                        Gemm.SgemmEpilogue(pr.TransA, pr.TransB, pr.M, pr.N, pr.K, pr.A.Data, pr.A.Offset, pr.A.Ld, pr.B.Data, pr.B.Offset, pr.B.Ld,
-                                            got, pr.C0.Offset, pr.C0.Ld, accumulate, b, b == null ? 0 : 3, act);
-                                    }
-                                }));
-                            }
-                            finally { GemmPacked.NoSmallPanelKernels = before; }
-                            return got;
-                        }
-                        var small = Run(full: false);
-                        Assert.True(Run(full: true).AsSpan().SequenceEqual(small), $"{what}: the smaller kernel changed bits");
-                        if (b == null) Verify(pr, accumulate, small, what);
-                        else
-                        {
-                            var (want, allowed) = Unfused(pr, accumulate, b, act);
-                            for (int i = 0; i < small.Length; i++)
-                                Assert.True(Math.Abs(small[i] - want[i]) <= allowed[i], $"{what}: [{i}] {small[i]} vs {want[i]} (allowed {allowed[i]:E2})");
-                        }
-                    }
-                }
+                bool before = GemmPacked.NoSmallPanelKernels;
+                CheckSwitchKeepsBits($"{level}: the smaller kernel", full => GemmPacked.NoSmallPanelKernels = full, before,
+                    [1, 3, 4, 5, 8, 9, 12, 13, 16, 20, 27, 32], [(32, 24), (45, 70)], 5151 + (int)level);
             }
         }
         finally { Gemm.KernelOverride = savedOverride; }
