@@ -539,6 +539,34 @@ public sealed class GemmTests
     }
 
     [Fact]
+    public unsafe void PackA_PartialPanels_HoldTheRowsThenZeros()
+    {
+        // A row panel with fewer rows than MR holds op(A)'s rows interleaved by k and zeros in the rows past them, over
+        // the whole depth, whatever the buffer held before (the vector transposes cover partial panels too).
+        foreach (var level in new[] { SimdLevel.Vector256, SimdLevel.Vector512 })
+        {
+            var bk = GemmBlocking.For(level);
+            int mr = bk.MR;
+            foreach (int rows in Enumerable.Range(1, mr))
+            foreach (int kc in new[] { 1, 3, 4, 9, 16 })
+            {
+                int lda = kc + 3;
+                var a = Enumerable.Range(0, (rows + 1) * lda).Select(i => (float)(i + 1)).ToArray();
+                var dst = Enumerable.Repeat(float.NaN, mr * kc).ToArray();
+                fixed (float* pa = a, pd = dst)
+                    GemmPacked.PackA(bk, false, pa, lda, 1, rows, 2, Math.Min(kc, lda - 2), pd, splitTail: false);
+                int depth = Math.Min(kc, lda - 2);
+                for (int p = 0; p < depth; p++)
+                for (int x = 0; x < mr; x++)
+                {
+                    float want = x < rows ? a[(1 + x) * lda + 2 + p] : 0f;
+                    Assert.True(dst[p * mr + x] == want, $"{level} rows={rows} kc={depth}: packed[{p}, {x}] = {dst[p * mr + x]}, expected {want}");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Sgemm_Vector512Kernel_MatchesReference_EvenWithoutHardware()
     {
         // Without AVX-512 the Vector512 kernel runs in software emulation: slow, but it must still be right.

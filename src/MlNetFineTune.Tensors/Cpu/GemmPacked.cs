@@ -657,7 +657,7 @@ internal static unsafe class GemmPacked
             for (int q = x < vectorRows ? p : 0; q < kc; q++) d[(nint)q * r] = s[q];
         }
         for (int x = rows; x < r; x++)
-            for (int q = p; q < kc; q++) dst[(nint)q * r + x] = 0;
+            for (int q = 0; q < kc; q++) dst[(nint)q * r + x] = 0;
     }
 
     /// <summary>
