@@ -13,13 +13,14 @@ namespace MlNetFineTune.Benchmarks;
 /// cycles of latency = 8 a Zen 3-5 or Skylake core needs in flight), and of the same loop loading its two B vectors per
 /// step from a 4 KB buffer (L1), as a GEMM micro-kernel does. The vectors are as wide as the GEMM kernels' (Vector512
 /// where <see cref="Simd.Level"/> is Vector512, else Vector256): a 512-bit FMA is twice the flops of a 256-bit one only
-/// on cores with a 512-bit data path (Zen 5, server Intel), and the probe measures which this machine has. Each thread runs its own loop for the
-/// whole window; the figures are the per-chunk GFLOP/s summed over threads: the best chunk and the median.
+/// on cores with a 512-bit data path (Zen 5, server Intel), and the probe measures which this machine has. Each thread
+/// runs its own loop for the whole window; the figures are the per-chunk GFLOP/s summed over threads: the best chunk
+/// and the median.
 /// </summary>
 /// <remarks>
 /// On a shared virtual machine the loops spread differently: a core whose host sibling (SMT) runs someone else's
 /// code can keep its FMA pipes while it loses load bandwidth and L1, so figures for code that reads memory swing more
-/// than the register-only loop. Measured on the 2-core EPYC VM of the README, one thread, 4.8 MFLOP calls: the
+/// than the register-only loop. Measured on the 2-core Zen 3 EPYC VM of sessions 4-10, one thread, 4.8 MFLOP calls: the
 /// register-only loop and an L2-resident 96x96x256 GEMM alternated call by call, deciles 104 104 103 103 103 103 103
 /// 102 100 97 against 85 71 67 66 64 61 60 58 56 53 GFLOP/s; the loop with L1 loads alone 104 104 91 87 85 83 81 80 79
 /// 77. At 2 threads the register-only loop's best chunks reach 208 GFLOP/s (3.25 GHz x 64 flops per cycle). On the
