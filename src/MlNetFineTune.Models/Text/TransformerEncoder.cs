@@ -213,7 +213,12 @@ public sealed class TransformerEncoder : Module
             }
             _attnDropout = RegisterModule("attention_dropout", new Dropout(c.AttentionDropout, rng.Fork()));
             _hiddenDropout = RegisterModule("dropout", new Dropout(c.HiddenDropout, rng.Fork()));
+            _qkv = new FusedLinear(_q, _k, _v);
+            _kv = new FusedLinear(_k, _v);
         }
+
+        // Without gradients the projections that read the same rows run as one product (bitwise the same outputs).
+        private readonly FusedLinear _qkv, _kv;
 
         /// <summary>
         /// The layer's output [batch, seq, hidden]; with <paramref name="firstOnly"/>, [batch, 1, hidden] for the first
@@ -226,9 +231,19 @@ public sealed class TransformerEncoder : Module
             var xq = firstOnly ? x.Narrow(1, 0, 1).Contiguous() : x;
             int sq = xq.Shape[1];
             Tensor Heads(Tensor t, int rows) => t.Reshape(b, rows, nh, dh).Permute(0, 2, 1, 3);
-            var q = Heads(_q.Forward(xq), sq);
-            var k = Heads(_k.Forward(x), s);
-            var v = Heads(_v.Forward(x), s);
+            int h = _c.HiddenSize;
+            Tensor q, k, v;
+            if (!firstOnly && _qkv.Forward(x) is { } qkv)
+            {
+                (q, k, v) = (Heads(qkv.Narrow(2, 0, h), s), Heads(qkv.Narrow(2, h, h), s), Heads(qkv.Narrow(2, 2 * h, h), s));
+            }
+            else
+            {
+                q = Heads(_q.Forward(xq), sq);
+                var kv = _kv.Forward(x);
+                k = Heads(kv is null ? _k.Forward(x) : kv.Narrow(2, 0, h), s);
+                v = Heads(kv is null ? _v.Forward(x) : kv.Narrow(2, h, h), s);
+            }
             // softmax(q k^T / sqrt(dh) + mask), scale and mask fused into the softmax pass.
             var probs = _attnDropout.Forward(Ops.AttentionSoftmax(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh), extMask));
             var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, sq, _c.HiddenSize);
