@@ -246,7 +246,7 @@ public sealed class TransformerEncoder : Module
             }
             // softmax(q k^T / sqrt(dh) + mask), scale and mask fused into the softmax pass.
             var probs = _attnDropout.Forward(Ops.AttentionSoftmax(Ops.MatMul(q, k.Transpose(-1, -2)), 1f / MathF.Sqrt(dh), extMask));
-            var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, sq, _c.HiddenSize);
+            var ctx = Ops.MatMul(probs, v).Permute(0, 2, 1, 3).Reshape(b, sq, h);
             // Dropout, then the residual, in one pass (the same mask and values as the two ops).
             var attn = _attnNorm.Forward(DropoutThenAdd(_attnOut.Forward(ctx), xq));
             // GELU (the usual activation) fuses with the FFN-in GEMM when no gradient is needed.

@@ -62,9 +62,6 @@ internal static unsafe class GemmKernels
     internal static void Kernel512_4x32(int kc, float* a, float* b, float* c, nint ldc, bool overwrite, float* init = null)
         => Kernel512x32<FourRows>(kc, a, b, c, ldc, overwrite, init);
 
-    /// <summary>The rows of a 12x32 Vector512 panel that <see cref="Kernel512x32{TRows}"/> computes, given the panel's rows.</summary>
-    internal static int Rows512(int rows) => rows <= 4 ? 4 : rows <= 8 ? 8 : 12;
-
     /// <summary>
     /// The 12-, 8- and 4-row Vector512 kernels in one body (as <see cref="Kernel256x16{TRows}"/>): 24, 16 or 8
     /// accumulators, two B vectors, one broadcast, 27 of the 32 zmm registers at most. A k step is two cache lines of

@@ -493,7 +493,7 @@ internal static unsafe class GemmPacked
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int KernelRows(SimdLevel level, int rows) => level switch
     {
-        SimdLevel.Vector512 => GemmKernels.Rows512(rows),
+        SimdLevel.Vector512 => rows <= 4 ? 4 : rows <= 8 ? 8 : 12,
         SimdLevel.Vector256 => rows <= 4 ? 4 : 6,
         _ => 4,
     };
