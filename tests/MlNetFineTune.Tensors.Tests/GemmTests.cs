@@ -554,13 +554,12 @@ public sealed class GemmTests
                 var a = Enumerable.Range(0, (rows + 1) * lda).Select(i => (float)(i + 1)).ToArray();
                 var dst = Enumerable.Repeat(float.NaN, mr * kc).ToArray();
                 fixed (float* pa = a, pd = dst)
-                    GemmPacked.PackA(bk, false, pa, lda, 1, rows, 2, Math.Min(kc, lda - 2), pd, splitTail: false);
-                int depth = Math.Min(kc, lda - 2);
-                for (int p = 0; p < depth; p++)
+                    GemmPacked.PackA(bk, false, pa, lda, 1, rows, 2, kc, pd, splitTail: false);
+                for (int p = 0; p < kc; p++)
                 for (int x = 0; x < mr; x++)
                 {
                     float want = x < rows ? a[(1 + x) * lda + 2 + p] : 0f;
-                    Assert.True(dst[p * mr + x] == want, $"{level} rows={rows} kc={depth}: packed[{p}, {x}] = {dst[p * mr + x]}, expected {want}");
+                    Assert.True(dst[p * mr + x] == want, $"{level} rows={rows} kc={kc}: packed[{p}, {x}] = {dst[p * mr + x]}, expected {want}");
                 }
             }
         }
