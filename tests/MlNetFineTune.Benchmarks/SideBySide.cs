@@ -15,9 +15,10 @@ namespace MlNetFineTune.Benchmarks;
 /// <remarks>
 /// Options: --threads N (default 2), --json FILE, --only NAME[,NAME...] (exact names, or prefixes ending at a '-': gemm, bert-mini, resnet18),
 /// --runs N (timed runs, default 5, the median is reported), --rounds N (default 1: alternate ours and torch N times per
-/// workload and report the medians over all rounds' runs, so a slow spell on a shared machine hits both sides), --gemm-rounds N
-/// (default: --rounds; the GEMM workloads, milliseconds each, alternate at least N times: on a shared VM a slow spell of
-/// a second or two can take a whole round of one side), --warmup N (warm-up calls before timing, default 3), --min-run-ms X (calls per
+/// workload and report the medians over all rounds' runs, so a slow spell on a shared machine hits both sides), --short-rounds N
+/// (older name --gemm-rounds; default: --rounds; the short workloads, a millisecond or less per call (the GEMMs and the
+/// one-sentence latency), alternate at least N times: on a shared VM a slow spell of a second or two can take a whole
+/// round of one side), --warmup N (warm-up calls before timing, default 3), --min-run-ms X (calls per
 /// timed run are repeated until a run lasts this long, default 30), --python PATH (default /usr/bin/python3),
 /// --torch-env KEY=VALUE (extra environment for the torch peer, repeatable; e.g. OMP_WAIT_POLICY=PASSIVE, which
 /// keeps OpenMP from spin-waiting and is what torch needs on a machine shared with other work), --torch-alt-env
@@ -30,7 +31,7 @@ public static class SideBySideSuite
 
     public static int Run(string[] args)
     {
-        int threads = 2, runs = 5, warmup = 3, rounds = 1, gemmRounds = 0;
+        int threads = 2, runs = 5, warmup = 3, rounds = 1, shortRounds = 0;
         double minRunMs = 30;
         string? jsonPath = null, python = DefaultPython, peer = null;
         string[]? only = null;
@@ -47,7 +48,7 @@ public static class SideBySideSuite
                 case "--only": only = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
                 case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--rounds": rounds = Math.Max(1, int.Parse(Next(), CultureInfo.InvariantCulture)); break;
-                case "--gemm-rounds": gemmRounds = Math.Max(1, int.Parse(Next(), CultureInfo.InvariantCulture)); break;
+                case "--short-rounds" or "--gemm-rounds": shortRounds = Math.Max(1, int.Parse(Next(), CultureInfo.InvariantCulture)); break;
                 case "--warmup": warmup = Math.Max(1, int.Parse(Next(), CultureInfo.InvariantCulture)); break;
                 case "--min-run-ms": minRunMs = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--python": python = Next(); break;
@@ -66,7 +67,7 @@ public static class SideBySideSuite
                 case "--memory-child": memoryChild = true; break;
                 case "--gc-each-step": gcEachStep = true; break;
                 default:
-                    Console.Error.WriteLine($"side-by-side: unknown option '{args[i]}' (--threads N, --json FILE, --only NAME,..., --runs N, --rounds N, --gemm-rounds N, --warmup N, --min-run-ms X, --python PATH, --peer FILE, --torch-env KEY=VALUE, --torch-alt-env KEY=VALUE, --no-torch, --list)");
+                    Console.Error.WriteLine($"side-by-side: unknown option '{args[i]}' (--threads N, --json FILE, --only NAME,..., --runs N, --rounds N, --short-rounds N, --warmup N, --min-run-ms X, --python PATH, --peer FILE, --torch-env KEY=VALUE, --torch-alt-env KEY=VALUE, --no-torch, --list)");
                     return 2;
             }
         }
@@ -97,7 +98,7 @@ public static class SideBySideSuite
 
         string cpu = CpuModel();
         string loadStart = LoadAvg();
-        Console.WriteLine($"# side-by-side: threads={threads} runs={runs} (median) rounds={rounds} gemm_rounds={Math.Max(rounds, gemmRounds)} warmup>={warmup} min_run_ms={minRunMs} simd={Simd.Hardware}");
+        Console.WriteLine($"# side-by-side: threads={threads} runs={runs} (median) rounds={rounds} short_rounds={Math.Max(rounds, shortRounds)} warmup>={warmup} min_run_ms={minRunMs} simd={Simd.Hardware}");
         Console.WriteLine($"# machine: {cpu}, {Environment.ProcessorCount} logical CPUs; loadavg at start {loadStart}; .NET {Environment.Version}, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC");
 
         // The cores' fp32 FMA peak here and now (see MachineProbe): GEMM lines report their share of it.
@@ -120,7 +121,7 @@ public static class SideBySideSuite
         var results = new JsonArray();
         foreach (var w in selected)
         {
-            var row = RunOne(w, options, torch, python!, peer, w.Flops > 0 ? Math.Max(rounds, gemmRounds) : rounds);
+            var row = RunOne(w, options, torch, python!, peer, w.Short ? Math.Max(rounds, shortRounds) : rounds);
             results.Add(row);
         }
         string loadEnd = LoadAvg();
@@ -134,7 +135,7 @@ public static class SideBySideSuite
                 ["threads"] = threads,
                 ["runs"] = runs,
                 ["rounds"] = rounds,
-                ["gemm_rounds"] = Math.Max(rounds, gemmRounds),
+                ["short_rounds"] = Math.Max(rounds, shortRounds),
                 ["warmup"] = warmup,
                 ["min_run_ms"] = minRunMs,
                 ["machine"] = new JsonObject
@@ -203,12 +204,13 @@ public static class SideBySideSuite
             }
         }
         // Further rounds (timings only): ours again, then torch again; the medians are taken over every round's runs.
+        string? firstNote = ours.Note;
         for (int round = 1; round < rounds && !mem; round++)
         {
             var again = w.RunOurs(o);
             Workloads.FullGc();
             var all = ours.Runs.Concat(again.Runs).Order().ToArray();
-            ours = ours with { Ms = Workloads.Median(all), Runs = all, Note = $"{ours.Note}; {round + 1} rounds" };
+            ours = ours with { Ms = Workloads.Median(all), Runs = all, Note = $"{firstNote}; {round + 1} rounds" };
             if (theirs is null) continue;
             try
             {
