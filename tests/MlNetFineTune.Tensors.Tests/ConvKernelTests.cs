@@ -75,6 +75,11 @@ public sealed class ConvKernelTests
         ["s2_3x3_p1_wide32_nobias"] = new(1, 2, 6, 32, 3, 3, 3, 2, 2, 1, 1, Bias: false),
         ["s2_1x1_wide40_batch2"] = new(2, 3, 5, 40, 4, 1, 1, 2, 2),
         ["s2_1x1_p1_wide19"] = new(2, 3, 5, 19, 3, 1, 1, 2, 2, 1, 1),
+        // ResNet-18's stride-2 3x3 shapes at 64x64 (outputs 8x8, 4x4, 2x2): padded planes (17x17, 9x9, 5x5) no larger
+        // than their columns, so through the padded-plane path (Conv2d_PaddedPlanes_BitwiseSameAsRowClamped).
+        ["s2_3x3_p1_16x16_batch2"] = new(2, 3, 16, 16, 4, 3, 3, 2, 2, 1, 1),
+        ["s2_3x3_p1_8x8_batch3"] = new(3, 2, 8, 8, 3, 3, 3, 2, 2, 1, 1),
+        ["s2_3x3_p1_4x4_batch4_nobias"] = new(4, 3, 4, 4, 2, 3, 3, 2, 2, 1, 1, Bias: false),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         // A dilated tap that stays in the left padding for a whole output row (the row-clamped im2col once sliced
         // the input from before its start here).
@@ -235,6 +240,50 @@ public sealed class ConvKernelTests
         var scalar = Run(scalar: true);
         for (int i = 0; i < vector.Length; i++)
             AssertBitwiseEqual(scalar[i], vector[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
+    }
+
+    [Theory]
+    [InlineData("s2_3x3_p1_16x16_batch2")]
+    [InlineData("s2_3x3_p1_8x8_batch3")]
+    [InlineData("s2_3x3_p1_4x4_batch4_nobias")]
+    [InlineData("3x3_s2_p1_batch3")]
+    [InlineData("s2_7x7_p3_wide37_batch2")]
+    public void Conv2d_PaddedPlanes_BitwiseSameAsRowClamped(string name)
+    {
+        // The padded-plane im2col / col2im and the row-clamped ones build the same columns and sum each input
+        // gradient's taps in the same order, so every output is bitwise the same either way.
+        var cc = ConvCases[name];
+        var s = cc.Shape;
+        Assert.True(ConvKernels.UsePaddedPlanes(s), $"{name} should take the padded-plane path");
+        var rng = new Random(StableSeed(name));
+        var x = RandomArray(rng, s.InputLength);
+        var w = RandomArray(rng, s.WeightLength);
+        var bias = cc.Bias ? RandomArray(rng, s.BiasLength) : null;
+        var gy = RandomArray(rng, s.OutputLength);
+        float[][] Run(bool rowClamped)
+        {
+            bool before = ConvKernels.NoPaddedPlanes;
+            ConvKernels.NoPaddedPlanes = rowClamped;
+            try
+            {
+                Assert.Equal(!rowClamped, ConvKernels.UsePaddedPlanes(s));
+                var y = new float[s.OutputLength];
+                var gx = new float[s.InputLength];
+                var gw = new float[s.WeightLength];
+                ConvKernels.Conv2dForward(s, x, w, bias, y);
+                ConvKernels.Conv2dBackwardInput(s, gy, w, gx);
+                ConvKernels.Conv2dBackwardWeight(s, gy, x, gw, false);
+                return [y, gx, gw];
+            }
+            finally
+            {
+                ConvKernels.NoPaddedPlanes = before;
+            }
+        }
+        var padded = Run(rowClamped: false);
+        var clamped = Run(rowClamped: true);
+        for (int i = 0; i < padded.Length; i++)
+            AssertBitwiseEqual(clamped[i], padded[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
     }
 
     private void CheckConvCase(string name)

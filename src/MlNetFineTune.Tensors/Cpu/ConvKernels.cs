@@ -719,14 +719,22 @@ public static class ConvKernels
         => ((s.OH - 1) * s.StrideH + (s.KH - 1) * s.DilationH + 1, (s.OW - 1) * s.StrideW + (s.KW - 1) * s.DilationW + 1);
 
     /// <summary>
-    /// Use the padded plane when building it costs at most half of the column writes (not for strided 1x1
-    /// kernels, which read a quarter of the plane or less).
+    /// Use the padded plane when building it writes at most as many floats as the columns (not for strided 1x1
+    /// kernels, which read a quarter of the plane or less). The bound was half the column writes until the small
+    /// stride-2 3x3 planes of ResNet-18 at 64x64 (outputs 8x8, 4x4, 2x2, whose padded planes are 17x17, 9x9,
+    /// 5x5) were measured on the row-clamped path: at batch 64, 2 threads, their forward took 3.9 / 3.6 / 3.4 ms
+    /// there and 2.4 / 2.1 / 2.1 ms through padded planes (backward 7.1 / 6.1 / 6.5 against 5.3 / 4.5 / 5.1), and
+    /// the whole train step 197.8 -> 192.9 ms (median of 102 steps each, alternated).
     /// </summary>
-    private static bool UsePaddedPlanes(in Conv2dShape s)
+    internal static bool UsePaddedPlanes(in Conv2dShape s)
     {
+        if (NoPaddedPlanes) return false;
         var (hp, wp) = PaddedPlane(s);
-        return 2L * hp * wp <= (long)s.KH * s.KW * s.OH * s.OW;
+        return (long)hp * wp <= (long)s.KH * s.KW * s.OH * s.OW;
     }
+
+    /// <summary>Turns the padded-plane path off (every im2col / col2im row-clamped), for tests and measurements.</summary>
+    internal static bool NoPaddedPlanes;
 
     private const int StackPlaneFloats = 4096;
 
