@@ -63,6 +63,8 @@ public sealed class ConvKernelTests
         ["winograd_narrow_8x8_batch3"] = new(3, 5, 8, 8, 6, 3, 3, PH: 1, PW: 1),
         // 16-wide rows: the row split reads one float past each row (inside the array; never past its end).
         ["winograd_wide16_batch2"] = new(2, 3, 6, 16, 4, 3, 3, PH: 1, PW: 1),
+        // Wide rows (8+ tiles) without padding (the p2 case above has padding 2, wide16 has 1).
+        ["winograd_wide_p0_odd35_batch2"] = new(2, 3, 6, 35, 4, 3, 3),
         ["winograd_narrow_odd_7x5_batch4"] = new(4, 3, 7, 5, 4, 3, 3, PH: 1, PW: 1),
         ["winograd_narrow_4x4_batch5"] = new(5, 4, 4, 4, 3, 3, 3, PH: 1, PW: 1),
         ["winograd_narrow_2x2_p0_batch9"] = new(9, 2, 4, 4, 3, 3, 3),
@@ -136,6 +138,7 @@ public sealed class ConvKernelTests
     [InlineData("winograd_narrow_4x4_batch5")]
     [InlineData("winograd_narrow_2x2_p0_batch9")]
     [InlineData("winograd_narrow_p2_batch3")]
+    [InlineData("winograd_wide_p0_odd35_batch2")]
     public void Conv2d_Winograd_MatchesNaive(string name)
     {
         // Every channel count takes the Winograd path here (it starts at 16 channels otherwise); small chunks
