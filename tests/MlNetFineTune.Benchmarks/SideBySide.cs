@@ -228,7 +228,10 @@ public static class SideBySideSuite
         string? altWhy = null;
         if (torch.Available && TorchPeer.AltEnvironment is { } altEnv)
         {
-            try { alt = TorchPeer.Run(python, peer, w.Name, o, TorchPeer.ExtraEnvironment.Concat(altEnv).ToDictionary(kv => kv.Key, kv => kv.Value)); }
+            // The alternative environment is the extra one with the --torch-alt-env keys added or replaced.
+            var env = new Dictionary<string, string>(TorchPeer.ExtraEnvironment);
+            foreach (var kv in altEnv) env[kv.Key] = kv.Value;
+            try { alt = TorchPeer.Run(python, peer, w.Name, o, env); }
             catch (Exception e) when (e is InvalidOperationException or JsonException or IOException)
             {
                 altWhy = "peer failed: " + e.Message;
