@@ -162,6 +162,59 @@ public sealed class ConvKernelTests
         }
     }
 
+    [Theory]
+    [InlineData("winograd_wide_odd_p2_batch2")]
+    [InlineData("winograd_wide16_batch2")]
+    [InlineData("winograd_wide_p0_odd35_batch2")]
+    [InlineData("winograd_chunks_cross_images")]
+    public void Conv2d_Winograd_SplitRow_BitwiseSameAsPhaseAtATime(string name)
+    {
+        // Both phases of a row in one pass (ConvWinograd.SplitRow) or one phase at a time: the same copies, so the
+        // forward, input gradient and weight gradient are bitwise the same (padding 0, 1, 2; odd and even widths).
+        var cc = ConvCases[name];
+        var s = cc.Shape;
+        int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes;
+        ConvWinograd.MinChannels = 1;
+        ConvWinograd.ChunkBytes = name == "winograd_chunks_cross_images" ? 64 * 3 * 5 * 3 : chunkBytes;
+        try
+        {
+            Assert.True(ConvWinograd.Applies(s), name);
+            var rng = new Random(StableSeed(name));
+            var x = RandomArray(rng, s.InputLength);
+            var w = RandomArray(rng, s.WeightLength);
+            var bias = cc.Bias ? RandomArray(rng, s.BiasLength) : null;
+            var gy = RandomArray(rng, s.OutputLength);
+            float[][] Run(bool phaseAtATime)
+            {
+                bool before = ConvWinograd.NoSplitRow;
+                ConvWinograd.NoSplitRow = phaseAtATime;
+                try
+                {
+                    var y = new float[s.OutputLength];
+                    var gx = new float[s.InputLength];
+                    var gw = new float[s.WeightLength];
+                    ConvKernels.Conv2dForward(s, x, w, bias, y);
+                    ConvKernels.Conv2dBackwardInput(s, gy, w, gx);
+                    ConvKernels.Conv2dBackwardWeight(s, gy, x, gw, false);
+                    return [y, gx, gw];
+                }
+                finally
+                {
+                    ConvWinograd.NoSplitRow = before;
+                }
+            }
+            var split = Run(phaseAtATime: false);
+            var old = Run(phaseAtATime: true);
+            for (int i = 0; i < split.Length; i++)
+                AssertBitwiseEqual(old[i], split[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
+        }
+        finally
+        {
+            ConvWinograd.MinChannels = minChannels;
+            ConvWinograd.ChunkBytes = chunkBytes;
+        }
+    }
+
     [Fact]
     public void Conv2d_Winograd_NarrowPlanes_TakenWithTwoChunks()
     {

@@ -674,8 +674,58 @@ internal static class ConvWinograd
             }
             // Even phase q reads input column 2q - PadW, odd phase 2q + 1 - PadW; zero outside [0, w).
             float* row = src + ih * w;
-            Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2), end);
-            Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2), end);
+            if (NoSplitRow)
+            {
+                Deinterleave(row - s.PadW, e, wq, Math.Min(wq, (s.PadW + 1) / 2), Math.Min(wq, (w + s.PadW + 1) / 2), end);
+                Deinterleave(row + 1 - s.PadW, o, wq, Math.Min(wq, s.PadW / 2), Math.Min(wq, (w + s.PadW) / 2), end);
+            }
+            else SplitRow(row, w, s.PadW, e, o, wq);
+        }
+    }
+
+    /// <summary>
+    /// Turns off <see cref="SplitRow"/> (the phases built one at a time by <see cref="Deinterleave"/>), for
+    /// measurements and tests: a field without an initialiser, as in GemmKernels.
+    /// </summary>
+    internal static bool NoSplitRow;
+
+    /// <summary>
+    /// Both phases of one input row in one pass: even[q] = row[2q - padW], odd[q] = row[2q + 1 - padW] for q in
+    /// [0, wq), 0 where that column lies outside [0, w). Input column i goes to phase (i + padW) mod 2, element
+    /// (i + padW) / 2, so sixteen columns are eight elements of each phase: two loads, two shuffles, two stores
+    /// (the phase-at-a-time split loads every column twice and keeps half). Reads row[0 .. w) only.
+    /// </summary>
+    private static unsafe void SplitRow(float* row, int w, int padW, float* even, float* odd, int wq)
+    {
+        int e0 = Math.Min(wq, (padW + 1) / 2), e1 = Math.Clamp((w + padW + 1) / 2, e0, wq);
+        int o0 = Math.Min(wq, padW / 2), o1 = Math.Clamp((w + padW) / 2, o0, wq);
+        for (int q = 0; q < e0; q++) even[q] = 0f;
+        for (int q = e1; q < wq; q++) even[q] = 0f;
+        for (int q = 0; q < o0; q++) odd[q] = 0f;
+        for (int q = o1; q < wq; q++) odd[q] = 0f;
+        // Columns from iEnd on would land at element wq or later.
+        int iEnd = Math.Min(w, 2 * wq - padW);
+        // Column 2k goes to lo[k + loOff], column 2k + 1 to hi[k + hiOff].
+        float* lo = (padW & 1) == 0 ? even : odd, hi = (padW & 1) == 0 ? odd : even;
+        int loOff = padW >> 1, hiOff = (padW + 1) >> 1;
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            for (; i + 16 <= iEnd; i += 16)
+            {
+                var a = Vector256.Load(row + i);
+                var b = Vector256.Load(row + i + 8);
+                // (a0 a2 b0 b2 | a4 a6 b4 b6) and (a1 a3 b1 b3 | a5 a7 b5 b7), the 64-bit pairs reordered to column order.
+                var evens = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+                var odds = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
+                evens.Store(lo + (i >> 1) + loOff);
+                odds.Store(hi + (i >> 1) + hiOff);
+            }
+        }
+        for (; i < iEnd; i++)
+        {
+            int t = i + padW;
+            ((t & 1) == 0 ? even : odd)[t >> 1] = row[i];
         }
     }
 
