@@ -267,12 +267,20 @@ internal static class ConvWinograd
                         float* row0 = plane + y0 * ow;
                         float* row1 = y0 + 1 < oh ? plane + (y0 + 1) * ow : null;
                         // Even columns 2j (all inside: tw = ceil(ow / 2)), odd columns 2j + 1 while inside, else 0.
-                        Deinterleave(row0, e0, tw, 0, tw, end);
-                        Deinterleave(row0 + 1, o0, tw, 0, ow / 2, end);
+                        if (NoSplitRow)
+                        {
+                            Deinterleave(row0, e0, tw, 0, tw, end);
+                            Deinterleave(row0 + 1, o0, tw, 0, ow / 2, end);
+                        }
+                        else SplitRow(row0, ow, 0, e0, o0, tw);
                         if (row1 != null)
                         {
-                            Deinterleave(row1, e1, tw, 0, tw, end);
-                            Deinterleave(row1 + 1, o1, tw, 0, ow / 2, end);
+                            if (NoSplitRow)
+                            {
+                                Deinterleave(row1, e1, tw, 0, tw, end);
+                                Deinterleave(row1 + 1, o1, tw, 0, ow / 2, end);
+                            }
+                            else SplitRow(row1, ow, 0, e1, o1, tw);
                         }
                         else
                         {
