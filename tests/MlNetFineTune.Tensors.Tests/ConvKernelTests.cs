@@ -169,44 +169,15 @@ public sealed class ConvKernelTests
     [InlineData("winograd_chunks_cross_images")]
     public void Conv2d_Winograd_SplitRow_BitwiseSameAsPhaseAtATime(string name)
     {
-        // Both phases of a row in one pass (ConvWinograd.SplitRow) or one phase at a time: the same copies, so the
-        // forward, input gradient and weight gradient are bitwise the same (padding 0, 1, 2; odd and even widths).
-        var cc = ConvCases[name];
-        var s = cc.Shape;
+        // Both phases of a row in one pass (ConvWinograd.SplitRow) or one phase at a time: the same copies (padding
+        // 0, 1, 2; odd and even widths).
         int minChannels = ConvWinograd.MinChannels, chunkBytes = ConvWinograd.ChunkBytes;
         ConvWinograd.MinChannels = 1;
         ConvWinograd.ChunkBytes = name == "winograd_chunks_cross_images" ? 64 * 3 * 5 * 3 : chunkBytes;
         try
         {
-            Assert.True(ConvWinograd.Applies(s), name);
-            var rng = new Random(StableSeed(name));
-            var x = RandomArray(rng, s.InputLength);
-            var w = RandomArray(rng, s.WeightLength);
-            var bias = cc.Bias ? RandomArray(rng, s.BiasLength) : null;
-            var gy = RandomArray(rng, s.OutputLength);
-            float[][] Run(bool phaseAtATime)
-            {
-                bool before = ConvWinograd.NoSplitRow;
-                ConvWinograd.NoSplitRow = phaseAtATime;
-                try
-                {
-                    var y = new float[s.OutputLength];
-                    var gx = new float[s.InputLength];
-                    var gw = new float[s.WeightLength];
-                    ConvKernels.Conv2dForward(s, x, w, bias, y);
-                    ConvKernels.Conv2dBackwardInput(s, gy, w, gx);
-                    ConvKernels.Conv2dBackwardWeight(s, gy, x, gw, false);
-                    return [y, gx, gw];
-                }
-                finally
-                {
-                    ConvWinograd.NoSplitRow = before;
-                }
-            }
-            var split = Run(phaseAtATime: false);
-            var old = Run(phaseAtATime: true);
-            for (int i = 0; i < split.Length; i++)
-                AssertBitwiseEqual(old[i], split[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
+            Assert.True(ConvWinograd.Applies(ConvCases[name].Shape), name);
+            CheckSwitchKeepsBits(name, () => ConvWinograd.NoSplitRow, v => ConvWinograd.NoSplitRow = v);
         }
         finally
         {
@@ -264,7 +235,14 @@ public sealed class ConvKernelTests
     [InlineData("s2_1x1_wide40_batch2")]
     [InlineData("s2_1x1_p1_wide19")]
     [InlineData("7x7_s2_p3_batch3")]
-    public void Conv2d_Stride2VectorGathers_BitwiseSameAsScalar(string name)
+    public void Conv2d_Stride2VectorGathers_BitwiseSameAsScalar(string name) =>
+        CheckSwitchKeepsBits(name, () => ConvKernels.NoStride2Vector, v => ConvKernels.NoStride2Vector = v);
+
+    /// <summary>
+    /// The forward, input gradient and weight gradient of a case with a kernel switch off, then on: bitwise the same
+    /// (the switch picks another route to the same arithmetic).
+    /// </summary>
+    private static void CheckSwitchKeepsBits(string name, Func<bool> get, Action<bool> set)
     {
         var cc = ConvCases[name];
         var s = cc.Shape;
@@ -273,10 +251,10 @@ public sealed class ConvKernelTests
         var w = RandomArray(rng, s.WeightLength);
         var bias = cc.Bias ? RandomArray(rng, s.BiasLength) : null;
         var gy = RandomArray(rng, s.OutputLength);
-        float[][] Run(bool scalar)
+        float[][] Run(bool on)
         {
-            bool before = ConvKernels.NoStride2Vector;
-            ConvKernels.NoStride2Vector = scalar;
+            bool before = get();
+            set(on);
             try
             {
                 var y = new float[s.OutputLength];
@@ -289,13 +267,13 @@ public sealed class ConvKernelTests
             }
             finally
             {
-                ConvKernels.NoStride2Vector = before;
+                set(before);
             }
         }
-        var vector = Run(scalar: false);
-        var scalar = Run(scalar: true);
-        for (int i = 0; i < vector.Length; i++)
-            AssertBitwiseEqual(scalar[i], vector[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
+        var off = Run(false);
+        var on = Run(true);
+        for (int i = 0; i < off.Length; i++)
+            AssertBitwiseEqual(on[i], off[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
     }
 
     [Theory]
@@ -307,39 +285,14 @@ public sealed class ConvKernelTests
     public void Conv2d_PaddedPlanes_BitwiseSameAsRowClamped(string name)
     {
         // The padded-plane im2col / col2im and the row-clamped ones build the same columns and sum each input
-        // gradient's taps in the same order, so every output is bitwise the same either way.
-        var cc = ConvCases[name];
-        var s = cc.Shape;
+        // gradient's taps in the same order.
+        var s = ConvCases[name].Shape;
         Assert.True(ConvKernels.UsePaddedPlanes(s), $"{name} should take the padded-plane path");
-        var rng = new Random(StableSeed(name));
-        var x = RandomArray(rng, s.InputLength);
-        var w = RandomArray(rng, s.WeightLength);
-        var bias = cc.Bias ? RandomArray(rng, s.BiasLength) : null;
-        var gy = RandomArray(rng, s.OutputLength);
-        float[][] Run(bool rowClamped)
-        {
-            bool before = ConvKernels.NoPaddedPlanes;
-            ConvKernels.NoPaddedPlanes = rowClamped;
-            try
-            {
-                Assert.Equal(!rowClamped, ConvKernels.UsePaddedPlanes(s));
-                var y = new float[s.OutputLength];
-                var gx = new float[s.InputLength];
-                var gw = new float[s.WeightLength];
-                ConvKernels.Conv2dForward(s, x, w, bias, y);
-                ConvKernels.Conv2dBackwardInput(s, gy, w, gx);
-                ConvKernels.Conv2dBackwardWeight(s, gy, x, gw, false);
-                return [y, gx, gw];
-            }
-            finally
-            {
-                ConvKernels.NoPaddedPlanes = before;
-            }
-        }
-        var padded = Run(rowClamped: false);
-        var clamped = Run(rowClamped: true);
-        for (int i = 0; i < padded.Length; i++)
-            AssertBitwiseEqual(clamped[i], padded[i], $"{name} output {i} (0 forward, 1 input grad, 2 weight grad)");
+        bool before = ConvKernels.NoPaddedPlanes;
+        ConvKernels.NoPaddedPlanes = true;
+        try { Assert.False(ConvKernels.UsePaddedPlanes(s), "NoPaddedPlanes turns the path off"); }
+        finally { ConvKernels.NoPaddedPlanes = before; }
+        CheckSwitchKeepsBits(name, () => ConvKernels.NoPaddedPlanes, v => ConvKernels.NoPaddedPlanes = v);
     }
 
     private void CheckConvCase(string name)
