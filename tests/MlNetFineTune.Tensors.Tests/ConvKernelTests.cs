@@ -82,6 +82,10 @@ public sealed class ConvKernelTests
         ["s2_3x3_p1_16x16_batch2"] = new(2, 3, 16, 16, 4, 3, 3, 2, 2, 1, 1),
         ["s2_3x3_p1_8x8_batch3"] = new(3, 2, 8, 8, 3, 3, 3, 2, 2, 1, 1),
         ["s2_3x3_p1_4x4_batch4_nobias"] = new(4, 3, 4, 4, 2, 3, 3, 2, 2, 1, 1, Bias: false),
+        // Padded-plane stride-2 runs of 7 (an SSE group of 4, then 3 one at a time) and 12 (a group of 8, then the
+        // overlapping last 8): the gathers read one float past a run, the plane's spare floats for its last row.
+        ["s2_3x3_p1_13x13_batch2"] = new(2, 3, 13, 13, 4, 3, 3, 2, 2, 1, 1),
+        ["s2_3x3_p1_24x23"] = new(1, 2, 24, 23, 3, 3, 3, 2, 2, 1, 1),
         ["block_cols_d2_p2_batch1"] = new(1, 3, 23, 21, 4, 3, 3, 1, 1, 2, 2, 2, 2),
         // A dilated tap that stays in the left padding for a whole output row (the row-clamped im2col once sliced
         // the input from before its start here).
@@ -235,6 +239,11 @@ public sealed class ConvKernelTests
     [InlineData("s2_1x1_wide40_batch2")]
     [InlineData("s2_1x1_p1_wide19")]
     [InlineData("7x7_s2_p3_batch3")]
+    [InlineData("s2_3x3_p1_16x16_batch2")]
+    [InlineData("s2_3x3_p1_8x8_batch3")]
+    [InlineData("s2_3x3_p1_4x4_batch4_nobias")]
+    [InlineData("s2_3x3_p1_13x13_batch2")]
+    [InlineData("s2_3x3_p1_24x23")]
     public void Conv2d_Stride2VectorGathers_BitwiseSameAsScalar(string name) =>
         CheckSwitchKeepsBits(name, () => ConvKernels.NoStride2Vector, v => ConvKernels.NoStride2Vector = v);
 
@@ -280,6 +289,8 @@ public sealed class ConvKernelTests
     [InlineData("s2_3x3_p1_16x16_batch2")]
     [InlineData("s2_3x3_p1_8x8_batch3")]
     [InlineData("s2_3x3_p1_4x4_batch4_nobias")]
+    [InlineData("s2_3x3_p1_13x13_batch2")]
+    [InlineData("s2_3x3_p1_24x23")]
     [InlineData("3x3_s2_p1_batch3")]
     [InlineData("s2_7x7_p3_wide37_batch2")]
     public void Conv2d_PaddedPlanes_BitwiseSameAsRowClamped(string name)

@@ -738,6 +738,12 @@ public static class ConvKernels
 
     private const int StackPlaneFloats = 4096;
 
+    /// <summary>
+    /// Spare floats after a padded plane (or the last of several): the stride-2 gathers and scatter-adds of the last
+    /// tap read (and write back unchanged) one float past their run, which for the plane's last row lies past the plane.
+    /// </summary>
+    private const int PlaneSlack = 8;
+
     /// <summary>The padded columns [lo, hi) that hold input columns 0, 1, ... (the rest are padding).</summary>
     private static (int Lo, int Hi) InputColumns(in Conv2dShape s, int wp)
     {
@@ -773,7 +779,7 @@ public static class ConvKernels
         if ((long)colOffset + (long)(c1 * s.KH * s.KW - 1) * ld + oh * s.OW > col.Length)
             throw new InvalidOperationException("Conv2d: column buffer too small.");
         float[]? rented = null;
-        Span<float> pad = len <= StackPlaneFloats ? stackalloc float[len] : (rented = ArrayPool<float>.Shared.Rent(len)).AsSpan(0, len);
+        Span<float> pad = len <= StackPlaneFloats ? stackalloc float[len + PlaneSlack] : (rented = ArrayPool<float>.Shared.Rent(len + PlaneSlack)).AsSpan(0, len + PlaneSlack);
         try
         {
             fixed (float* pp = pad, pc = col)
@@ -800,7 +806,7 @@ public static class ConvKernels
     {
         int rows = Math.Max(1, block / s.OW), ow = s.OW, hw = s.H * s.W, cg = s.CPerGroup;
         var (hp, wp) = PaddedPlane(s);
-        var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp);
+        var padded = ArrayPool<float>.Shared.Rent(cg * hp * wp + PlaneSlack);
         try
         {
             int xOff = (n * s.C + g * cg) * hw;
@@ -849,7 +855,7 @@ public static class ConvKernels
         if ((long)colOffset + (long)(c1 * s.KH * s.KW - 1) * ld + p > col.Length)
             throw new InvalidOperationException("Conv2d: column buffer too small.");
         float[]? rented = null;
-        Span<float> pad = len <= StackPlaneFloats ? stackalloc float[len] : (rented = ArrayPool<float>.Shared.Rent(len)).AsSpan(0, len);
+        Span<float> pad = len <= StackPlaneFloats ? stackalloc float[len + PlaneSlack] : (rented = ArrayPool<float>.Shared.Rent(len + PlaneSlack)).AsSpan(0, len + PlaneSlack);
         var (lo, hi) = InputColumns(s, wp);
         try
         {
@@ -866,7 +872,7 @@ public static class ConvKernels
                         for (int y = 0; y < oh; y++, src += ow, dst += sH * wp)
                         {
                             if (sW == 1) AddRun(src, dst, ow);
-                            else if (sW == 2 && !NoStride2Vector) AddToEvens(src, dst, ow);
+                            else if (sW == 2 && !NoStride2Vector) AddToEvens(src, dst, ow, slack: true);
                             else for (int xo = 0; xo < ow; xo++) dst[xo * sW] += src[xo];
                         }
                     }
@@ -906,7 +912,7 @@ public static class ConvKernels
             for (int y = 0; y < rows; y++, d += ow, p += rowStep)
             {
                 if (sW == 1) CopyRun(p, d, ow);
-                else if (sW == 2 && !NoStride2Vector) GatherEvens(p, d, ow);
+                else if (sW == 2 && !NoStride2Vector) GatherEvens(p, d, ow, slack: true);
                 else for (int xo = 0; xo < ow; xo++) d[xo] = p[xo * sW];
             }
         }
@@ -954,15 +960,18 @@ public static class ConvKernels
     /// dst[i] = src[2i] for i &lt; n, reading src[0 .. 2n - 2] only. With AVX2 eight at a time from 16 floats; the
     /// last eight, whose 16 floats would end one past src[2n - 2], are taken as the odd elements of the 16 floats
     /// one earlier (they overlap the group before: the same values written again). The taps of stride-2
-    /// convolutions (ResNet's stem and downsampling convolutions) read their rows this way.
+    /// convolutions (ResNet's stem and downsampling convolutions) read their rows this way. With
+    /// <paramref name="slack"/> the caller guarantees src[2n - 1] is readable too (a padded plane with spare floats
+    /// after it, <see cref="PlaneSlack"/>): then every group of 8 takes the 16 floats that end there, and runs of 4 to
+    /// 7 (the 4x4 and 8x8 outputs of ResNet-18 at 64 x 64) go four at a time with SSE; the values are the same.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void GatherEvens(float* src, float* dst, int n)
+    private static unsafe void GatherEvens(float* src, float* dst, int n, bool slack = false)
     {
-        if (Avx2.IsSupported && n >= 9)
+        if (Avx2.IsSupported && (n >= 9 || (slack && n >= 8)))
         {
             int i = 0;
-            for (; i + 9 <= n; i += 8)
+            for (; i + 9 <= n || (slack && i + 8 <= n); i += 8)
             {
                 // (a0 a2 b0 b2 | a4 a6 b4 b6), the 64-bit pairs reordered: a0 a2 a4 a6 b0 b2 b4 b6.
                 var a = Vector256.Load(src + 2 * i);
@@ -978,22 +987,31 @@ public static class ConvKernels
             }
             return;
         }
-        for (int i = 0; i < n; i++) dst[i] = src[2 * i];
+        int j = 0;
+        if (slack && Sse.IsSupported)
+        {
+            // a0 a2 b0 b2 from src[2j .. 2j + 7], the last of which may be the slack float.
+            for (; j + 4 <= n; j += 4)
+                Sse.Shuffle(Vector128.Load(src + 2 * j), Vector128.Load(src + 2 * j + 4), 0b10_00_10_00).Store(dst + j);
+        }
+        for (; j < n; j++) dst[j] = src[2 * j];
     }
 
     /// <summary>
     /// dst[2i] += src[i] for i &lt; n, touching dst[0 .. 2n - 2] only. With AVX2 eight at a time: 16 floats of dst
     /// get src interleaved with -0 (x + -0 is x exactly, for -0 too, so the odd elements keep their bits); the
-    /// rest one at a time. The same sums as the scalar loop, bit for bit.
+    /// rest one at a time. The same sums as the scalar loop, bit for bit. With <paramref name="slack"/> the caller
+    /// guarantees dst[2n - 1] is there to be read and written back (it gets + -0, so keeps its bits): groups of 8 then
+    /// run up to the end, and groups of 4 with SSE after them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void AddToEvens(float* src, float* dst, int n)
+    private static unsafe void AddToEvens(float* src, float* dst, int n, bool slack = false)
     {
         int i = 0;
         if (Avx2.IsSupported)
         {
             var negZero = Vector256.Create(-0f);
-            for (; i + 9 <= n; i += 8)
+            for (; i + 9 <= n || (slack && i + 8 <= n); i += 8)
             {
                 var v = Vector256.Load(src + i);
                 var lo = Avx.UnpackLow(v, negZero);    // s0 z s1 z | s4 z s5 z
@@ -1001,6 +1019,17 @@ public static class ConvKernels
                 float* d = dst + 2 * i;
                 (Vector256.Load(d) + Avx.Permute2x128(lo, hi, 0x20)).Store(d);
                 (Vector256.Load(d + 8) + Avx.Permute2x128(lo, hi, 0x31)).Store(d + 8);
+            }
+        }
+        if (slack && Sse.IsSupported)
+        {
+            var negZero = Vector128.Create(-0f);
+            for (; i + 4 <= n; i += 4)
+            {
+                var v = Vector128.Load(src + i);
+                float* d = dst + 2 * i;
+                (Vector128.Load(d) + Sse.UnpackLow(v, negZero)).Store(d);          // s0 z s1 z
+                (Vector128.Load(d + 4) + Sse.UnpackHigh(v, negZero)).Store(d + 4); // s2 z s3 z
             }
         }
         for (; i < n; i++) dst[2 * i] += src[i];
