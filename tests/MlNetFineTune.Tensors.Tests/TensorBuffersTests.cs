@@ -227,6 +227,48 @@ public sealed class TensorBuffersTests
     }
 
     [Fact]
+    public void MaxPool_ArgmaxComesFromThePool_AndTheGradientIsRightWhenItIsReused()
+    {
+        // The max-pool op keeps its argmax (ints) in a pooled float buffer, so a step allocates no argmax array once
+        // the pool has warmed; the gradient must stay right when the buffer is the previous step's.
+        var rng = new Rng(31);
+        TensorBuffers.Trim();
+        var x = Tensor.RandN(rng, 4, 16, 32, 32).RequireGrad();              // y: 4 x 16 x 16 x 16 = 16,384 elements
+        float[] Step(ulong seed, out long allocatedInForward)
+        {
+            var g = Tensor.RandN(new Rng(seed), 4, 16, 16, 16);
+            x.Grad = null;
+            using (BufferPool.StepScope())
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                var y = Ops.MaxPool2d(x, (3, 3), (2, 2), (1, 1));
+                allocatedInForward = GC.GetAllocatedBytesForCurrentThread() - before;
+                Ops.Sum(Ops.Mul(y, g)).Backward();
+            }
+            return x.Grad!.ToArray();
+        }
+        float[] Reference(ulong seed)
+        {
+            // The kernel with a plain int[] argmax, outside any pool.
+            var g = Tensor.RandN(new Rng(seed), 4, 16, 16, 16).ToArray();
+            var xs = x.ToArray();
+            var y = new float[g.Length];
+            var arg = new int[g.Length];
+            var gx = new float[xs.Length];
+            PoolKernels.MaxPool2dForward(4, 16, 32, 32, 3, 3, 2, 2, 1, 1, xs, y, arg);
+            PoolKernels.MaxPool2dBackward(4, 16, 32, 32, 3, 3, 2, 2, 1, 1, g, arg, gx);
+            return gx;
+        }
+        for (ulong s = 1; s <= 3; s++)
+        {
+            var grad = Step(s, out long allocated);
+            Assert.Equal(Reference(s), grad);
+            // A fresh int[16384] would be 64 KB; from the second step on the argmax and y come from the pool.
+            if (s > 1) Assert.True(allocated < 16 * 1024, $"step {s}: the forward allocated {allocated} bytes");
+        }
+    }
+
+    [Fact]
     public void StepScope_WithRecyclingOff_HandsNothingBack()
     {
         bool before = TensorBuffers.Enabled;

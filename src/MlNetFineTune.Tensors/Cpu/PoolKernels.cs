@@ -74,10 +74,21 @@ public static class PoolKernels
     public static void MaxPool2dForward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
         float[] x, float[] y, int[] argmax)
     {
+        ArgumentNullException.ThrowIfNull(argmax);
+        MaxPool2dForward(n, c, h, w, kh, kw, sh, sw, ph, pw, x, y, argmax.AsMemory());
+    }
+
+    /// <summary>
+    /// <see cref="MaxPool2dForward(int, int, int, int, int, int, int, int, int, int, float[], float[], int[])"/> with
+    /// the argmax in any int memory (the max-pool op keeps it in a pooled buffer, <see cref="IntView"/>).
+    /// </summary>
+    internal static void MaxPool2dForward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        float[] x, float[] y, Memory<int> argmax)
+    {
         var (oh, ow) = CheckPool(n, c, h, w, kh, kw, sh, sw, ph, pw, "MaxPool2d");
         CheckLength(x, (long)n * c * h * w, nameof(x), "N*C*H*W", "MaxPool2d");
         CheckLength(y, (long)n * c * oh * ow, nameof(y), "N*C*OH*OW", "MaxPool2d");
-        CheckLength(argmax, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
+        CheckLength(argmax.Length, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
         int hw = h * w, op = oh * ow;
         var g = new MaxPoolGeometry(h, w, oh, ow, kh, kw, sh, sw, ph, pw);
         bool vector = Simd.Level >= SimdLevel.Vector256;
@@ -88,7 +99,7 @@ public static class PoolKernels
             {
                 for (int p = p0; p < p1; p++)
                     MaxPoolPlane(g, new ReadOnlySpan<float>(x, p * hw, hw), phases, y.AsSpan(p * op, op),
-                        argmax.AsSpan(p * op, op), vector);
+                        argmax.Span.Slice(p * op, op), vector);
             }
             finally
             {
@@ -210,14 +221,22 @@ public static class PoolKernels
 
     /// <summary>
     /// gx[N, C, H, W] = 0, then gx[plane, argmax[i]] += gy[i] for every output i (overlapping windows sum).
-    /// Takes the forward's geometry; argmax is what <see cref="MaxPool2dForward"/> wrote.
+    /// Takes the forward's geometry; argmax is what <see cref="MaxPool2dForward(int, int, int, int, int, int, int, int, int, int, float[], float[], int[])"/> wrote.
     /// </summary>
     public static void MaxPool2dBackward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
         float[] gy, int[] argmax, float[] gx)
     {
+        ArgumentNullException.ThrowIfNull(argmax);
+        MaxPool2dBackward(n, c, h, w, kh, kw, sh, sw, ph, pw, gy, (ReadOnlyMemory<int>)argmax, gx);
+    }
+
+    /// <summary>The backward with the argmax in any int memory (see the forward's overload).</summary>
+    internal static void MaxPool2dBackward(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+        float[] gy, ReadOnlyMemory<int> argmax, float[] gx)
+    {
         var (oh, ow) = CheckPool(n, c, h, w, kh, kw, sh, sw, ph, pw, "MaxPool2d");
         CheckLength(gy, (long)n * c * oh * ow, nameof(gy), "N*C*OH*OW", "MaxPool2d");
-        CheckLength(argmax, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
+        CheckLength(argmax.Length, (long)n * c * oh * ow, nameof(argmax), "N*C*OH*OW", "MaxPool2d");
         CheckLength(gx, (long)n * c * h * w, nameof(gx), "N*C*H*W", "MaxPool2d");
         int hw = h * w, op = oh * ow;
         WorkerPool.For(n * c, ConvKernels.MinChunk(op + hw), (p0, p1) =>
@@ -226,7 +245,7 @@ public static class PoolKernels
             {
                 var gxp = gx.AsSpan(p * hw, hw);
                 var gyp = new ReadOnlySpan<float>(gy, p * op, op);
-                var ap = new ReadOnlySpan<int>(argmax, p * op, op);
+                var ap = argmax.Span.Slice(p * op, op);
                 gxp.Clear();
                 for (int i = 0; i < op; i++)
                 {
@@ -456,7 +475,27 @@ public static class PoolKernels
     private static void CheckLength(Array a, long expected, string name, string formula, string op)
     {
         ArgumentNullException.ThrowIfNull(a, name);
-        if (a.Length != expected)
-            throw new ArgumentException($"{op}: {name} has length {a.Length} but {formula} = {expected}.", name);
+        CheckLength(a.Length, expected, name, formula, op);
+    }
+
+    private static void CheckLength(int length, long expected, string name, string formula, string op)
+    {
+        if (length != expected)
+            throw new ArgumentException($"{op}: {name} has length {length} but {formula} = {expected}.", name);
+    }
+
+    /// <summary>
+    /// The first <paramref name="length"/> floats of <paramref name="storage"/> seen as ints (the same bits): an int
+    /// buffer that comes from the float buffer pool (<see cref="TensorBuffers"/>), so it is recycled with a step's
+    /// activations instead of being allocated (and its pages faulted in) on every call.
+    /// </summary>
+    internal static Memory<int> IntView(float[] storage, int length) => new FloatsAsInts(storage).Memory.Slice(0, length);
+
+    private sealed class FloatsAsInts(float[] storage) : System.Buffers.MemoryManager<int>
+    {
+        public override Span<int> GetSpan() => System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(storage.AsSpan());
+        public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => throw new NotSupportedException("FloatsAsInts is not pinnable.");
+        public override void Unpin() { }
+        protected override void Dispose(bool disposing) { }
     }
 }
