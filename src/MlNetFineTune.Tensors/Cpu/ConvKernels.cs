@@ -973,17 +973,12 @@ public static class ConvKernels
             int i = 0;
             for (; i + 9 <= n || (slack && i + 8 <= n); i += 8)
             {
-                // (a0 a2 b0 b2 | a4 a6 b4 b6), the 64-bit pairs reordered: a0 a2 a4 a6 b0 b2 b4 b6.
-                var a = Vector256.Load(src + 2 * i);
-                var b = Vector256.Load(src + 2 * i + 8);
-                Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + i);
+                EvenLanes(Vector256.Load(src + 2 * i), Vector256.Load(src + 2 * i + 8)).Store(dst + i);
             }
             if (i < n)
             {
                 int last = n - 8;
-                var a = Vector256.Load(src + 2 * last - 1);
-                var b = Vector256.Load(src + 2 * last + 7);
-                Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + last);
+                OddLanes(Vector256.Load(src + 2 * last - 1), Vector256.Load(src + 2 * last + 7)).Store(dst + last);
             }
             return;
         }
@@ -996,6 +991,19 @@ public static class ConvKernels
         }
         for (; j < n; j++) dst[j] = src[2 * j];
     }
+
+    /// <summary>
+    /// The even lanes of the sixteen floats a, b (a0 a2 a4 a6 b0 b2 b4 b6), AVX2: a shuffle gives (a0 a2 b0 b2 | a4 a6
+    /// b4 b6), a 64-bit permute puts the pairs in order. The stride-2 gathers and the Winograd column splits use it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> EvenLanes(Vector256<float> a, Vector256<float> b) =>
+        Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+
+    /// <summary>The odd lanes of the sixteen floats a, b (a1 a3 a5 a7 b1 b3 b5 b7), as <see cref="EvenLanes"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> OddLanes(Vector256<float> a, Vector256<float> b) =>
+        Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
 
     /// <summary>
     /// dst[2i] += src[i] for i &lt; n, touching dst[0 .. 2n - 2] only. With AVX2 eight at a time: 16 floats of dst

@@ -723,11 +723,8 @@ internal static class ConvWinograd
             {
                 var a = Vector256.Load(row + i);
                 var b = Vector256.Load(row + i + 8);
-                // (a0 a2 b0 b2 | a4 a6 b4 b6) and (a1 a3 b1 b3 | a5 a7 b5 b7), the 64-bit pairs reordered to column order.
-                var evens = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
-                var odds = Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
-                evens.Store(lo + (i >> 1) + loOff);
-                odds.Store(hi + (i >> 1) + hiOff);
+                ConvKernels.EvenLanes(a, b).Store(lo + (i >> 1) + loOff);
+                ConvKernels.OddLanes(a, b).Store(hi + (i >> 1) + hiOff);
             }
         }
         for (; i < iEnd; i++)
@@ -964,11 +961,7 @@ internal static class ConvWinograd
             // must lie inside the array (`end`); it is shuffled away.
             for (; p + 8 <= q1 && src + 2 * p + 16 <= end; p += 8)
             {
-                var a = Vector256.Load(src + 2 * p);
-                var b = Vector256.Load(src + 2 * p + 8);
-                // (a0 a2 b0 b2 | a4 a6 b4 b6), then the 64-bit pairs reordered to a0 a2 a4 a6 b0 b2 b4 b6.
-                var evens = Avx.Shuffle(a, b, 0b10_00_10_00);
-                Avx2.Permute4x64(evens.AsDouble(), 0b11_01_10_00).AsSingle().Store(dst + p);
+                ConvKernels.EvenLanes(Vector256.Load(src + 2 * p), Vector256.Load(src + 2 * p + 8)).Store(dst + p);
             }
         }
         for (; p < q1; p++) dst[p] = src[2 * p];

@@ -81,7 +81,7 @@ public static partial class Ops
         return Tensor.Record(new Tensor(y, [n, c, oh, ow]), "max_pool2d", [x], g =>
         {
             var gx = TensorBuffers.Rent(xd.Length); // the kernel clears each plane
-            PoolKernels.MaxPool2dBackward(n, c, h, w, kh, kw, sh, sw, ph, pw, g.Dense<float>(), (ReadOnlyMemory<int>)arg, gx);
+            PoolKernels.MaxPool2dBackward(n, c, h, w, kh, kw, sh, sw, ph, pw, g.Dense<float>(), arg, gx);
             return [new Tensor(gx, xShape)];
         });
     }
